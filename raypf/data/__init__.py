@@ -1,0 +1,1 @@
+"""MLTree schema and reading, sample building, Parquet writing, batching."""

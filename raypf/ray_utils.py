@@ -1,0 +1,27 @@
+"""Connecting to Ray the same way from the CLI, from `ray job submit` and from tests."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the cluster at ``address`` / $RAY_ADDRESS if given, else start an embedded local instance.
+
+    A job submitted with ``ray job submit`` has RAY_ADDRESS set and joins its
+    cluster; ``raypf <stage>`` on a laptop starts Ray itself and stops it on exit.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        log.info("connecting to Ray cluster at %s", address)
+        ray.init(address=address, log_to_driver=True)
+        return
+    log.info("starting a local Ray instance (%s CPUs)", num_cpus or "all")
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True, configure_logging=False)

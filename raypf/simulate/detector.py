@@ -1,0 +1,263 @@
+"""From generated particles to one batch of MLTree events.
+
+Tracks, showers, noise and topo-clustering for a whole batch of events in one
+pass of array operations; the output is a dict of MLTree branches (numpy for
+per-event scalars, awkward for vectors) ready for the ROOT writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import awkward as ak
+import numpy as np
+
+from raypf.data.mltree_schema import LAYERS, MISSING_EXTRAPOLATION
+from raypf.simulate import noise
+from raypf.simulate.config import DetectorConfig
+from raypf.simulate.generators import Particles
+from raypf.simulate.geometry import LAYERS as CALO_LAYERS
+from raypf.simulate.geometry import CaloGeometry
+from raypf.simulate.propagation import LayerSurfaces, extrapolate
+from raypf.simulate.showers import Deposits, ShowerModel, longitudinal, spread
+from raypf.simulate.topo_sparse import topo_cluster_sparse
+from raypf.simulate.tracking import TrackModel, Tracks, reconstruct
+
+#: Truth particles kept (and simulated): everything that can reach the calorimeter.
+TRUTH_ETA_MAX = 3.5
+PION_MASS = 0.13957
+
+
+@dataclass(frozen=True)
+class CellTruth:
+    """Signal deposits aggregated per (global cell, particle), sorted by cell then particle."""
+
+    cell: np.ndarray  # int64 global id, event * n_cells + cell
+    particle: np.ndarray  # int64 index into the batch's truth particles
+    energy: np.ndarray  # float64 GeV
+    signal_cells: np.ndarray  # sorted unique global ids with any signal
+    signal_energy: np.ndarray  # per signal cell: total noise-free energy
+    signal_em: np.ndarray  # per signal cell: energy from electromagnetic processes
+
+
+def _segment_ids(counts: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(counts)), counts)
+
+
+def _unflatten(flat, *counts: np.ndarray) -> ak.Array:
+    """Nest a flat array by successive count arrays, innermost first."""
+    arr = ak.Array(flat) if not isinstance(flat, ak.Array) else flat
+    for c in counts:
+        arr = ak.unflatten(arr, np.asarray(c, dtype=np.int64))
+    return arr
+
+
+def aggregate(dep: Deposits, event_of_particle: np.ndarray, n_cells: int, n_particles: int) -> CellTruth:
+    gcell = event_of_particle[dep.particle].astype(np.int64) * n_cells + dep.cell
+    key = gcell * max(n_particles, 1) + dep.particle
+    uniq, inv = np.unique(key, return_inverse=True)
+    energy = np.bincount(inv, weights=dep.energy, minlength=len(uniq))
+    cell = uniq // max(n_particles, 1)
+    particle = uniq % max(n_particles, 1)
+    signal_cells, first = np.unique(cell, return_index=True)
+    signal_energy = np.add.reduceat(energy, first) if len(first) else np.empty(0)
+    pos = np.searchsorted(signal_cells, gcell)
+    signal_em = np.bincount(pos, weights=dep.energy * dep.em, minlength=len(signal_cells))
+    return CellTruth(cell, particle, energy, signal_cells, signal_energy, signal_em)
+
+
+class Detector:
+    """The fast ATLAS-like detector: call it on a batch of generated events."""
+
+    def __init__(self, cfg: DetectorConfig, geometry: CaloGeometry) -> None:
+        self.cfg = cfg
+        self.geo = geometry
+        layers = CALO_LAYERS
+        self.surfaces = LayerSurfaces(
+            barrel=np.array([ly.barrel for ly in layers]),
+            position=np.array([ly.position for ly in layers], dtype=np.float64),
+            abs_eta_min=np.array([min(r[0] for r in ly.regions) for ly in layers]),
+            abs_eta_max=np.array([max(r[1] for r in ly.regions) for ly in layers]),
+        )
+        self.shower_model = ShowerModel(em_stochastic=cfg.em_stochastic, had_stochastic=cfg.had_stochastic, h_over_e=cfg.h_over_e)
+        self.track_model = TrackModel(
+            pt_min=cfg.track_pt_min,
+            eta_max=cfg.track_eta_max,
+            efficiency_barrel=cfg.track_efficiency_barrel,
+            efficiency_endcap=cfg.track_efficiency_endcap,
+            lost_truth_fraction=cfg.track_lost_truth_fraction,
+        )
+        self.sigma = geometry.sigma.astype(np.float64) * cfg.noise_scale
+
+    # -- stages -----------------------------------------------------------------------------------
+    def _extrapolate(self, pt, eta, phi, charge, z0):
+        return extrapolate(pt, eta, phi, charge, z0, self.surfaces, self.cfg.field_tesla, self.cfg.solenoid_radius_mm)
+
+    def calorimeter(self, truth: Particles, vertex_z: np.ndarray, rng: np.random.Generator) -> CellTruth:
+        """Noise-free visible energy per (cell, particle) for a batch."""
+        inter = self._extrapolate(truth.pt, truth.eta, truth.phi, truth.charge, vertex_z[truth.event])
+        vis = longitudinal(truth.pdg, truth.e, truth.charge, truth.m, inter, LAYERS, self.surfaces.barrel, rng, self.shower_model)
+        dep = spread(vis, inter, self.geo.find_cells, rng, self.shower_model)
+        return aggregate(dep, truth.event, self.geo.n_cells, len(truth))
+
+    def digitise(self, truth: CellTruth, n_events: int, rng: np.random.Generator):
+        """Add noise, topo-cluster; return clustered global cells, labels and measured energies."""
+        nc, cfg = self.geo.n_cells, self.cfg
+        grow = cfg.topo_grow
+        sig_local = truth.signal_cells % nc
+        e_signal = truth.signal_energy + self.sigma[sig_local] * rng.standard_normal(len(sig_local))
+        if cfg.noise_scale > 0:
+            tails = noise.tail_cells(n_events * nc, grow, rng)
+            tails = tails[~np.isin(tails, truth.signal_cells, assume_unique=True)]
+            e_tail = self.sigma[tails % nc] * noise.tail_values(len(tails), grow, rng)
+        else:
+            tails, e_tail = np.empty(0, np.int64), np.empty(0)
+        cells = np.concatenate([truth.signal_cells, tails])
+        energy = np.concatenate([e_signal, e_tail])
+        order = np.argsort(cells)
+        cells, energy = cells[order], energy[order]
+        sigma = np.maximum(self.sigma[cells % nc], 1e-12)
+        c_cells, labels, _ = topo_cluster_sparse(cells, energy / sigma, self.geo.neighbours, nc, cfg.topo_seed, grow)
+        # measured energy of every clustered cell; quiet boundary cells get |x| <= grow noise now
+        pos = np.minimum(np.searchsorted(cells, c_cells), max(len(cells) - 1, 0))
+        known = (len(cells) > 0) & (cells[pos] == c_cells) if len(cells) else np.zeros(len(c_cells), bool)
+        c_energy = np.where(known, energy[pos] if len(cells) else 0.0, 0.0)
+        n_quiet = int((~known).sum())
+        c_energy[~known] = self.sigma[c_cells[~known] % nc] * noise.quiet_values(n_quiet, grow, rng) * (cfg.noise_scale > 0)
+        if cfg.topo_boundary > 0:
+            keep = np.abs(c_energy) / np.maximum(self.sigma[c_cells % nc], 1e-12) > cfg.topo_boundary
+            keep |= np.isin(c_cells, cells[np.abs(energy) / sigma > grow])
+            c_cells, labels, c_energy = c_cells[keep], labels[keep], c_energy[keep]
+        return c_cells, labels, c_energy
+
+    # -- the whole batch -------------------------------------------------------------------------
+    def simulate(
+        self,
+        particles: Particles,
+        weights: np.ndarray,
+        run_number: int,
+        event_numbers: np.ndarray,
+        mc_channel: int,
+        rng: np.random.Generator,
+    ) -> dict[str, np.ndarray | ak.Array]:
+        """Simulate a batch of events and return its MLTree branches."""
+        n_events = particles.n_events
+        nc = self.geo.n_cells
+        truth = particles.select((np.abs(particles.eta) < TRUTH_ETA_MAX) & (particles.e > 0))
+        first = np.searchsorted(truth.event, np.arange(n_events))
+        n_truth = np.bincount(truth.event, minlength=n_events)
+        vertex_z = self.cfg.beamspot_sigma_z_mm * rng.standard_normal(n_events)
+
+        cell_truth = self.calorimeter(truth, vertex_z, rng)
+        c_cells, labels, c_energy = self.digitise(cell_truth, n_events, rng)
+        tracks = reconstruct(truth.event, truth.pt, truth.eta, truth.phi, truth.charge, vertex_z[truth.event], rng, self.track_model)
+
+        out: dict[str, np.ndarray | ak.Array] = {
+            "runNumber": np.full(n_events, run_number, dtype=np.int32),
+            "eventNumber": np.asarray(event_numbers, dtype=np.int64),
+            "mcChannelNumber": np.full(n_events, mc_channel, dtype=np.int32),
+            "mcEventWeight": np.asarray(weights, dtype=np.float32),
+            "nTruthPart": n_truth.astype(np.int32),
+            "truthPartPdgId": _unflatten(truth.pdg.astype(np.int32), n_truth),
+            "truthPartStatus": _unflatten(np.ones(len(truth), np.int32), n_truth),
+            "truthPartE": _unflatten(truth.e.astype(np.float32), n_truth),
+            "truthPartPt": _unflatten(truth.pt.astype(np.float32), n_truth),
+            "truthPartEta": _unflatten(truth.eta.astype(np.float32), n_truth),
+            "truthPartPhi": _unflatten(truth.phi.astype(np.float32), n_truth),
+            "truthPartMass": _unflatten(truth.m.astype(np.float32), n_truth),
+        }
+        out.update(self._track_branches(tracks, first, n_events))
+        out.update(self._cluster_branches(c_cells, labels, c_energy, cell_truth, first, n_events, rng))
+        return out
+
+    def _track_branches(self, tr: Tracks, first: np.ndarray, n_events: int) -> dict[str, ak.Array | np.ndarray]:
+        n = np.bincount(tr.event, minlength=n_events)
+        f32 = lambda a: _unflatten(np.asarray(a, dtype=np.float32), n)  # noqa: E731
+        i32 = lambda a: _unflatten(np.asarray(a, dtype=np.int32), n)  # noqa: E731
+        truth_index = np.where(tr.truth_lost, -1, tr.particle - first[tr.event])
+        p = tr.pt * np.cosh(tr.eta)
+        out = {
+            "nTrack": n.astype(np.int32),
+            "trackPt": f32(tr.pt),
+            "trackP": f32(p),
+            "trackMass": f32(np.full(len(tr.pt), PION_MASS)),
+            "trackEta": f32(tr.eta),
+            "trackPhi": f32(tr.phi),
+            "trackD0": f32(tr.d0),
+            "trackZ0": f32(tr.z0),
+            "trackChiSquared": f32(tr.chi2),
+            "trackNumberDOF": i32(tr.ndof),
+            "trackNumberOfPixelHits": i32(tr.n_pixel),
+            "trackNumberOfSCTHits": i32(tr.n_sct),
+            "trackTruthParticleIndex": i32(truth_index),
+            "trackSubtractedCaloEnergy": f32(np.zeros(len(tr.pt))),
+        }
+        inter = self._extrapolate(tr.pt, tr.eta, tr.phi, tr.charge, tr.z0)
+        for k, layer in enumerate(LAYERS):
+            out[f"trackEta_{layer}"] = f32(np.where(inter.crossed[:, k], inter.eta[:, k], MISSING_EXTRAPOLATION))
+            out[f"trackPhi_{layer}"] = f32(np.where(inter.crossed[:, k], inter.phi[:, k], MISSING_EXTRAPOLATION))
+        return out
+
+    def _cluster_branches(self, cells, labels, energy, truth: CellTruth, first, n_events, rng):
+        geo, nc = self.geo, self.geo.n_cells
+        event = cells // nc
+        local = cells % nc
+        # clusters in event order, then by significance (labels are significance-ordered already);
+        # cells within a cluster by descending energy
+        order = np.lexsort((-energy, labels, event))
+        cells, labels, energy, event, local = cells[order], labels[order], energy[order], event[order], local[order]
+        new_cluster = np.ones(len(cells), dtype=bool)
+        new_cluster[1:] = labels[1:] != labels[:-1]
+        starts = np.nonzero(new_cluster)[0]
+        n_cells_cl = np.diff(np.append(starts, len(cells)))
+        cl_event = event[starts]
+        n_cluster = np.bincount(cl_event, minlength=n_events)
+
+        # per-cell truth lists and EM / non-EM energies
+        lo = np.searchsorted(truth.cell, cells, "left")
+        hi = np.searchsorted(truth.cell, cells, "right")
+        n_truth = hi - lo
+        seg = _segment_ids(n_truth)
+        idx = np.arange(n_truth.sum()) - np.repeat(np.cumsum(n_truth) - n_truth, n_truth) + np.repeat(lo, n_truth)
+        t_index = (truth.particle[idx] - first[event[seg]]).astype(np.int32)
+        t_energy = truth.energy[idx].astype(np.float32)
+        spos = np.minimum(np.searchsorted(truth.signal_cells, cells), max(len(truth.signal_cells) - 1, 0))
+        has_signal = (len(truth.signal_cells) > 0) & (truth.signal_cells[spos] == cells) if len(truth.signal_cells) else np.zeros(len(cells), bool)
+        e_true = np.where(has_signal, truth.signal_energy[spos] if len(truth.signal_cells) else 0.0, 0.0)
+        e_em = np.where(has_signal, truth.signal_em[spos] if len(truth.signal_cells) else 0.0, 0.0)
+
+        # cluster kinematics: energy-weighted barycentre (positive energies), phi relative to the leading cell
+        eta_c = geo.eta[local].astype(np.float64)
+        phi_c = geo.phi[local].astype(np.float64)
+        cl_of_cell = np.repeat(np.arange(len(starts)), n_cells_cl)
+        w = np.maximum(energy, 0.0)
+        wsum = np.bincount(cl_of_cell, weights=w, minlength=len(starts))
+        fallback = wsum <= 0
+        w = np.where(fallback[cl_of_cell], np.abs(energy) + 1e-12, w)
+        wsum = np.bincount(cl_of_cell, weights=w, minlength=len(starts))
+        dphi = np.angle(np.exp(1j * (phi_c - phi_c[starts][cl_of_cell])))
+        cl_eta = np.bincount(cl_of_cell, weights=w * eta_c, minlength=len(starts)) / wsum
+        cl_phi = np.angle(np.exp(1j * (phi_c[starts] + np.bincount(cl_of_cell, weights=w * dphi, minlength=len(starts)) / wsum)))
+        cl_e = np.bincount(cl_of_cell, weights=energy, minlength=len(starts))
+        em_sum = np.bincount(cl_of_cell, weights=e_em, minlength=len(starts))
+        tot_sum = np.bincount(cl_of_cell, weights=e_true, minlength=len(starts))
+        em_frac = np.where(tot_sum > 0, em_sum / np.maximum(tot_sum, 1e-12), 0.5)
+        em_prob = np.clip(em_frac + 0.1 * rng.standard_normal(len(starts)), 0.0, 1.0)
+
+        per_cl = lambda a, dt=np.float32: _unflatten(np.asarray(a, dtype=dt), n_cluster)  # noqa: E731
+        per_cell = lambda a, dt=np.float32: _unflatten(np.asarray(a, dtype=dt), n_cells_cl, n_cluster)  # noqa: E731
+        return {
+            "nCluster": n_cluster.astype(np.int32),
+            "cluster_E": per_cl(cl_e),
+            "cluster_Pt": per_cl(cl_e / np.cosh(cl_eta)),
+            "cluster_Eta": per_cl(cl_eta),
+            "cluster_Phi": per_cl(cl_phi),
+            "cluster_nCells": per_cl(n_cells_cl, np.int32),
+            "cluster_EM_PROBABILITY": per_cl(em_prob),
+            "cluster_cell_ID": per_cell(geo.cell_id[local], np.uint64),
+            "cluster_cell_E": per_cell(energy),
+            "cluster_cell_hitsE_EM": per_cell(e_em),
+            "cluster_cell_hitsE_nonEM": per_cell(np.maximum(e_true - e_em, 0.0)),
+            "cluster_cell_hitsTruthIndex": _unflatten(t_index, n_truth, n_cells_cl, n_cluster),
+            "cluster_cell_hitsTruthE": _unflatten(t_energy, n_truth, n_cells_cl, n_cluster),
+        }

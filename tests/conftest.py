@@ -1,0 +1,51 @@
+"""Shared fixtures: one local Ray instance and one small simulated dataset per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local 2-CPU Ray instance shared by every test that needs Ray; stopped at the end."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def small_sim_config(tmp_path_factory):
+    from raypf.simulate.config import SimulateConfig
+
+    out = tmp_path_factory.mktemp("mltree")
+    return SimulateConfig.model_validate(
+        {
+            "output_dir": str(out),
+            "seed": 7,
+            "events_per_batch": 10,
+            "samples": [
+                {"set": "rho", "files": 2, "events_per_file": 20, "pt_min": 5.0, "pt_max": 50.0},
+                {"set": "delta", "files": 1, "events_per_file": 20},
+                {"set": "JZ3", "files": 1, "events_per_file": 4},
+            ],
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def sim_dataset(ray_session, small_sim_config):
+    """MLTree files of rho, delta and JZ3, written through the Ray pipeline."""
+    from raypf.simulate.run import run_simulation
+
+    manifest = run_simulation(small_sim_config)
+    return manifest
