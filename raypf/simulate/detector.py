@@ -18,7 +18,7 @@ from raypf.simulate.config import DetectorConfig
 from raypf.simulate.generators import Particles
 from raypf.simulate.geometry import LAYERS as CALO_LAYERS
 from raypf.simulate.geometry import CaloGeometry
-from raypf.simulate.propagation import LayerSurfaces, extrapolate
+from raypf.simulate.propagation import LayerSurfaces, extrapolate, wrap_phi
 from raypf.simulate.showers import Deposits, ShowerModel, longitudinal, spread
 from raypf.simulate.topo_sparse import topo_cluster_sparse
 from raypf.simulate.tracking import TrackModel, Tracks, reconstruct
@@ -38,18 +38,24 @@ class CellTruth:
     signal_cells: np.ndarray  # sorted unique global ids with any signal
     signal_energy: np.ndarray  # per signal cell: total noise-free energy
     signal_em: np.ndarray  # per signal cell: energy from electromagnetic processes
+    first: np.ndarray  # per signal cell: its first row in (cell, particle, energy)
+    count: np.ndarray  # per signal cell: number of contributing particles
 
 
-def _segment_ids(counts: np.ndarray) -> np.ndarray:
-    return np.repeat(np.arange(len(counts)), counts)
-
-
-def _unflatten(flat, *counts: np.ndarray) -> ak.Array:
-    """Nest a flat array by successive count arrays, innermost first."""
-    arr = ak.Array(flat) if not isinstance(flat, ak.Array) else flat
+def _unflatten(flat: np.ndarray, *counts: np.ndarray) -> ak.Array:
+    """Nest a flat array by successive count arrays, innermost first (offsets built directly, no copies)."""
+    content = ak.contents.NumpyArray(np.ascontiguousarray(flat))
     for c in counts:
-        arr = ak.unflatten(arr, np.asarray(c, dtype=np.int64))
-    return arr
+        offsets = np.zeros(len(c) + 1, dtype=np.int64)
+        np.cumsum(c, out=offsets[1:])
+        content = ak.contents.ListOffsetArray(ak.index.Index64(offsets), content)
+    return ak.Array(content)
+
+
+def _ranges(start: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated aranges [start_i, start_i + counts_i)."""
+    total = int(counts.sum())
+    return np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(start, counts)
 
 
 def aggregate(dep: Deposits, event_of_particle: np.ndarray, n_cells: int, n_particles: int) -> CellTruth:
@@ -59,11 +65,11 @@ def aggregate(dep: Deposits, event_of_particle: np.ndarray, n_cells: int, n_part
     energy = np.bincount(inv, weights=dep.energy, minlength=len(uniq))
     cell = uniq // max(n_particles, 1)
     particle = uniq % max(n_particles, 1)
-    signal_cells, first = np.unique(cell, return_index=True)
+    signal_cells, first, count = np.unique(cell, return_index=True, return_counts=True)
     signal_energy = np.add.reduceat(energy, first) if len(first) else np.empty(0)
-    pos = np.searchsorted(signal_cells, gcell)
-    signal_em = np.bincount(pos, weights=dep.energy * dep.em, minlength=len(signal_cells))
-    return CellTruth(cell, particle, energy, signal_cells, signal_energy, signal_em)
+    signal_of_row = np.repeat(np.arange(len(signal_cells)), count)
+    signal_em = np.bincount(signal_of_row[inv], weights=dep.energy * dep.em, minlength=len(signal_cells))
+    return CellTruth(cell, particle, energy, signal_cells, signal_energy, signal_em, first, count)
 
 
 class Detector:
@@ -101,34 +107,38 @@ class Detector:
         return aggregate(dep, truth.event, self.geo.n_cells, len(truth))
 
     def digitise(self, truth: CellTruth, n_events: int, rng: np.random.Generator):
-        """Add noise, topo-cluster; return clustered global cells, labels and measured energies."""
+        """Add noise and topo-cluster; return clustered global cells, labels, energies and signal positions.
+
+        Per-batch dense tables over ``n_events * n_cells`` ids turn every cell lookup
+        into a gather (tens of MB for a batch, far cheaper than searching).
+        """
         nc, cfg = self.geo.n_cells, self.cfg
         grow = cfg.topo_grow
-        sig_local = truth.signal_cells % nc
-        e_signal = truth.signal_energy + self.sigma[sig_local] * rng.standard_normal(len(sig_local))
+        signal_pos = np.full(n_events * nc, -1, dtype=np.int32)
+        signal_pos[truth.signal_cells] = np.arange(len(truth.signal_cells), dtype=np.int32)
+        energy_of = np.full(n_events * nc, np.nan, dtype=np.float32)
+        energy_of[truth.signal_cells] = truth.signal_energy + self.sigma[truth.signal_cells % nc] * rng.standard_normal(
+            len(truth.signal_cells)
+        )
         if cfg.noise_scale > 0:
             tails = noise.tail_cells(n_events * nc, grow, rng)
-            tails = tails[~np.isin(tails, truth.signal_cells, assume_unique=True)]
-            e_tail = self.sigma[tails % nc] * noise.tail_values(len(tails), grow, rng)
+            tails = tails[signal_pos[tails] < 0]
+            energy_of[tails] = self.sigma[tails % nc] * noise.tail_values(len(tails), grow, rng)
+            cells = np.concatenate([truth.signal_cells, tails])
         else:
-            tails, e_tail = np.empty(0, np.int64), np.empty(0)
-        cells = np.concatenate([truth.signal_cells, tails])
-        energy = np.concatenate([e_signal, e_tail])
-        order = np.argsort(cells)
-        cells, energy = cells[order], energy[order]
+            cells = truth.signal_cells
         sigma = np.maximum(self.sigma[cells % nc], 1e-12)
-        c_cells, labels, _ = topo_cluster_sparse(cells, energy / sigma, self.geo.neighbours, nc, cfg.topo_seed, grow)
-        # measured energy of every clustered cell; quiet boundary cells get |x| <= grow noise now
-        pos = np.minimum(np.searchsorted(cells, c_cells), max(len(cells) - 1, 0))
-        known = (len(cells) > 0) & (cells[pos] == c_cells) if len(cells) else np.zeros(len(c_cells), bool)
-        c_energy = np.where(known, energy[pos] if len(cells) else 0.0, 0.0)
-        n_quiet = int((~known).sum())
-        c_energy[~known] = self.sigma[c_cells[~known] % nc] * noise.quiet_values(n_quiet, grow, rng) * (cfg.noise_scale > 0)
+        significance = energy_of[cells] / sigma  # float32 precision is ample for thresholds
+        c_cells, labels, _ = topo_cluster_sparse(cells, significance, self.geo.neighbour_table, nc, cfg.topo_seed, grow)
+        # quiet boundary cells (|E| <= grow sigma, never drawn so far) get their noise now
+        c_energy = energy_of[c_cells].astype(np.float64)
+        quiet = np.isnan(c_energy)
+        scale = float(cfg.noise_scale > 0)
+        c_energy[quiet] = self.sigma[c_cells[quiet] % nc] * noise.quiet_values(int(quiet.sum()), grow, rng) * scale
         if cfg.topo_boundary > 0:
             keep = np.abs(c_energy) / np.maximum(self.sigma[c_cells % nc], 1e-12) > cfg.topo_boundary
-            keep |= np.isin(c_cells, cells[np.abs(energy) / sigma > grow])
             c_cells, labels, c_energy = c_cells[keep], labels[keep], c_energy[keep]
-        return c_cells, labels, c_energy
+        return c_cells, labels, c_energy, signal_pos[c_cells]
 
     # -- the whole batch -------------------------------------------------------------------------
     def simulate(
@@ -149,7 +159,7 @@ class Detector:
         vertex_z = self.cfg.beamspot_sigma_z_mm * rng.standard_normal(n_events)
 
         cell_truth = self.calorimeter(truth, vertex_z, rng)
-        c_cells, labels, c_energy = self.digitise(cell_truth, n_events, rng)
+        c_cells, labels, c_energy, c_signal = self.digitise(cell_truth, n_events, rng)
         tracks = reconstruct(truth.event, truth.pt, truth.eta, truth.phi, truth.charge, vertex_z[truth.event], rng, self.track_model)
 
         out: dict[str, np.ndarray | ak.Array] = {
@@ -167,7 +177,7 @@ class Detector:
             "truthPartMass": _unflatten(truth.m.astype(np.float32), n_truth),
         }
         out.update(self._track_branches(tracks, first, n_events))
-        out.update(self._cluster_branches(c_cells, labels, c_energy, cell_truth, first, n_events, rng))
+        out.update(self._cluster_branches(c_cells, labels, c_energy, c_signal, cell_truth, first, n_events, rng))
         return out
 
     def _track_branches(self, tr: Tracks, first: np.ndarray, n_events: int) -> dict[str, ak.Array | np.ndarray]:
@@ -198,54 +208,47 @@ class Detector:
             out[f"trackPhi_{layer}"] = f32(np.where(inter.crossed[:, k], inter.phi[:, k], MISSING_EXTRAPOLATION))
         return out
 
-    def _cluster_branches(self, cells, labels, energy, truth: CellTruth, first, n_events, rng):
+    def _cluster_branches(self, cells, labels, energy, signal, truth: CellTruth, first, n_events, rng):
+        """MLTree cluster and cluster-cell branches; clusters per event by descending significance."""
         geo, nc = self.geo, self.geo.n_cells
-        event = cells // nc
-        local = cells % nc
-        # clusters in event order, then by significance (labels are significance-ordered already);
-        # cells within a cluster by descending energy
-        order = np.lexsort((-energy, labels, event))
-        cells, labels, energy, event, local = cells[order], labels[order], energy[order], event[order], local[order]
-        new_cluster = np.ones(len(cells), dtype=bool)
-        new_cluster[1:] = labels[1:] != labels[:-1]
-        starts = np.nonzero(new_cluster)[0]
-        n_cells_cl = np.diff(np.append(starts, len(cells)))
-        cl_event = event[starts]
-        n_cluster = np.bincount(cl_event, minlength=n_events)
+        order = np.argsort(labels, kind="stable")  # labels run over events, then significance
+        cells, labels, energy, signal = cells[order], labels[order], energy[order], signal[order]
+        event, local = cells // nc, cells % nc
+        n_cells_cl = np.bincount(labels, minlength=int(labels.max()) + 1 if len(labels) else 0)
+        starts = np.cumsum(n_cells_cl) - n_cells_cl
+        n_cluster = np.bincount(event[starts], minlength=n_events) if len(starts) else np.zeros(n_events, np.int64)
 
-        # per-cell truth lists and EM / non-EM energies
-        lo = np.searchsorted(truth.cell, cells, "left")
-        hi = np.searchsorted(truth.cell, cells, "right")
-        n_truth = hi - lo
-        seg = _segment_ids(n_truth)
-        idx = np.arange(n_truth.sum()) - np.repeat(np.cumsum(n_truth) - n_truth, n_truth) + np.repeat(lo, n_truth)
-        t_index = (truth.particle[idx] - first[event[seg]]).astype(np.int32)
-        t_energy = truth.energy[idx].astype(np.float32)
-        spos = np.minimum(np.searchsorted(truth.signal_cells, cells), max(len(truth.signal_cells) - 1, 0))
-        has_signal = (len(truth.signal_cells) > 0) & (truth.signal_cells[spos] == cells) if len(truth.signal_cells) else np.zeros(len(cells), bool)
-        e_true = np.where(has_signal, truth.signal_energy[spos] if len(truth.signal_cells) else 0.0, 0.0)
-        e_em = np.where(has_signal, truth.signal_em[spos] if len(truth.signal_cells) else 0.0, 0.0)
+        # per-cell truth lists and EM / non-EM energies (cells without signal have none)
+        has = signal >= 0
+        sp = np.where(has, signal, 0)
+        n_truth = np.where(has, truth.count[sp] if len(truth.count) else 0, 0)
+        rows = _ranges(np.where(has, truth.first[sp] if len(truth.first) else 0, 0), n_truth)
+        cell_of_row = np.repeat(np.arange(len(cells)), n_truth)
+        t_index = (truth.particle[rows] - first[event[cell_of_row]]).astype(np.int32)
+        t_energy = truth.energy[rows].astype(np.float32)
+        e_true = np.where(has, truth.signal_energy[sp] if len(truth.signal_energy) else 0.0, 0.0)
+        e_em = np.where(has, truth.signal_em[sp] if len(truth.signal_em) else 0.0, 0.0)
 
-        # cluster kinematics: energy-weighted barycentre (positive energies), phi relative to the leading cell
+        # cluster kinematics: energy-weighted barycentre (positive energies), phi relative to the first cell
         eta_c = geo.eta[local].astype(np.float64)
         phi_c = geo.phi[local].astype(np.float64)
-        cl_of_cell = np.repeat(np.arange(len(starts)), n_cells_cl)
+        n_cl = len(starts)
         w = np.maximum(energy, 0.0)
-        wsum = np.bincount(cl_of_cell, weights=w, minlength=len(starts))
-        fallback = wsum <= 0
-        w = np.where(fallback[cl_of_cell], np.abs(energy) + 1e-12, w)
-        wsum = np.bincount(cl_of_cell, weights=w, minlength=len(starts))
-        dphi = np.angle(np.exp(1j * (phi_c - phi_c[starts][cl_of_cell])))
-        cl_eta = np.bincount(cl_of_cell, weights=w * eta_c, minlength=len(starts)) / wsum
-        cl_phi = np.angle(np.exp(1j * (phi_c[starts] + np.bincount(cl_of_cell, weights=w * dphi, minlength=len(starts)) / wsum)))
-        cl_e = np.bincount(cl_of_cell, weights=energy, minlength=len(starts))
-        em_sum = np.bincount(cl_of_cell, weights=e_em, minlength=len(starts))
-        tot_sum = np.bincount(cl_of_cell, weights=e_true, minlength=len(starts))
+        wsum = np.bincount(labels, weights=w, minlength=n_cl)
+        w = np.where((wsum <= 0)[labels], np.abs(energy) + 1e-12, w)
+        wsum = np.bincount(labels, weights=w, minlength=n_cl)
+        dphi = wrap_phi(phi_c - phi_c[starts][labels])
+        cl_eta = np.bincount(labels, weights=w * eta_c, minlength=n_cl) / wsum
+        cl_phi = wrap_phi(phi_c[starts] + np.bincount(labels, weights=w * dphi, minlength=n_cl) / wsum)
+        cl_e = np.bincount(labels, weights=energy, minlength=n_cl)
+        em_sum = np.bincount(labels, weights=e_em, minlength=n_cl)
+        tot_sum = np.bincount(labels, weights=e_true, minlength=n_cl)
         em_frac = np.where(tot_sum > 0, em_sum / np.maximum(tot_sum, 1e-12), 0.5)
-        em_prob = np.clip(em_frac + 0.1 * rng.standard_normal(len(starts)), 0.0, 1.0)
+        em_prob = np.clip(em_frac + 0.1 * rng.standard_normal(n_cl), 0.0, 1.0)
 
-        per_cl = lambda a, dt=np.float32: _unflatten(np.asarray(a, dtype=dt), n_cluster)  # noqa: E731
-        per_cell = lambda a, dt=np.float32: _unflatten(np.asarray(a, dtype=dt), n_cells_cl, n_cluster)  # noqa: E731
+        f32 = np.float32
+        per_cl = lambda a, dt=f32: _unflatten(np.asarray(a, dtype=dt), n_cluster)  # noqa: E731
+        per_cell = lambda a, dt=f32: _unflatten(np.asarray(a, dtype=dt), n_cells_cl, n_cluster)  # noqa: E731
         return {
             "nCluster": n_cluster.astype(np.int32),
             "cluster_E": per_cl(cl_e),

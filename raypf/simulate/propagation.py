@@ -16,6 +16,11 @@ import numpy as np
 C_LIGHT = 0.299792458e-3
 
 
+def wrap_phi(phi: np.ndarray) -> np.ndarray:
+    """Map angles to [-pi, pi)."""
+    return np.mod(phi + np.pi, 2.0 * np.pi) - np.pi
+
+
 @dataclass(frozen=True)
 class LayerSurfaces:
     """Where the layers are: barrel flag, radius or |z| (mm), and |eta| acceptance."""
@@ -71,41 +76,46 @@ def extrapolate(
     ex, ey = rs * np.cos(phi_exit), rs * np.sin(phi_exit)
     dx, dy = np.cos(psi), np.sin(psi)
 
-    L = surfaces.position[None, :]
+    barrel = surfaces.barrel
+    n, n_layers = len(pt), len(surfaces)
+    rperp = np.full((n, n_layers), np.nan)
+    z = np.full((n, n_layers), np.nan)
+    s = np.full((n, n_layers), np.nan)
+    phi_out = np.full((n, n_layers), np.nan)
+    ok = np.zeros((n, n_layers), dtype=bool)
+
     # --- barrel cylinders at radius L (all outside the solenoid)
+    L = surfaces.position[barrel][None, :]
     pd = rs * np.cos(half)
     t = -pd + np.sqrt(np.maximum(pd * pd - rs * rs + L * L, 0.0))
-    s_barrel = s_exit + t
-    bx, by = ex + t * dx, ey + t * dy
-    b_phi = np.arctan2(by, bx)
-    b_z = z0 + lam * s_barrel
-    b_rperp = np.broadcast_to(L, b_z.shape)
-    b_ok = np.broadcast_to(leaves, b_z.shape)
+    rperp[:, barrel] = L
+    s[:, barrel] = s_exit + t
+    z[:, barrel] = z0 + lam * (s_exit + t)
+    phi_out[:, barrel] = np.arctan2(ey + t * dy, ex + t * dx)
+    ok[:, barrel] = leaves
 
     # --- end-cap disks at z = side * L
+    endcap = ~barrel
+    L = surfaces.position[endcap][None, :]
     side = np.where(lam >= 0, 1.0, -1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         s_end = (side * L - z0) / lam
-    inside = (~leaves) | (s_end <= s_exit)
-    with np.errstate(invalid="ignore"):
+        inside = (~leaves) | (s_end <= s_exit)
         arg = np.where(charged, s_end / (2.0 * radius), 0.0)
         r_helix = np.where(charged, 2.0 * radius * np.abs(np.sin(arg)), s_end)
-    phi_helix = phi0 + h * arg
     t2 = s_end - s_exit
     sx, sy = ex + t2 * dx, ey + t2 * dy
     e_rperp = np.where(inside, r_helix, np.hypot(sx, sy))
-    e_phi = np.where(inside, phi_helix, np.arctan2(sy, sx))
-    e_z = side * L
-    e_ok = np.isfinite(s_end) & (s_end > 0) & (e_rperp > 1.0)
+    rperp[:, endcap] = e_rperp
+    phi_out[:, endcap] = np.where(inside, phi0 + h * arg, np.arctan2(sy, sx))
+    z[:, endcap] = side * L
+    s[:, endcap] = s_end
+    ok[:, endcap] = np.isfinite(s_end) & (s_end > 0) & (e_rperp > 1.0)
 
-    barrel = surfaces.barrel[None, :]
-    rperp = np.where(barrel, b_rperp, e_rperp)
-    z = np.where(barrel, b_z, e_z)
-    s = np.where(barrel, s_barrel, s_end)
-    out_phi = np.angle(np.exp(1j * np.where(barrel, b_phi, e_phi)))  # wrap to (-pi, pi]
+    out_phi = wrap_phi(phi_out)
     with np.errstate(divide="ignore", invalid="ignore"):
         out_eta = np.arcsinh(z / rperp)
-    ok = np.where(barrel, b_ok, e_ok) & np.isfinite(out_eta)
+    ok &= np.isfinite(out_eta)
     abs_eta = np.abs(out_eta)
     crossed = ok & (abs_eta >= surfaces.abs_eta_min[None, :]) & (abs_eta <= surfaces.abs_eta_max[None, :])
     path = s * np.sqrt(1.0 + lam * lam)

@@ -68,14 +68,14 @@ def cell_geo_branches(geo) -> dict[str, tuple[str, object]]:
         "cell_geo_volume": geo.volume,
         "cell_geo_sigma": geo.sigma,
     }
-    return {k: (CELL_GEO_BRANCHES[k], ak.Array([np.asarray(v)])) for k, v in cols.items()}
+    return {k: (CELL_GEO_BRANCHES[k], ak.unflatten(np.asarray(v), [len(v)])) for k, v in cols.items()}
 
 
 def simulate_file(cfg: SimulateConfig, sample: SampleConfig, index: int) -> FileSummary:
     """Generate, simulate and write one MLTree file; on failure nothing is left at its path."""
     from raypf.simulate.detector import Detector
     from raypf.simulate.geometry import build_geometry
-    from raypf.simulate.rootio import write_root_file
+    from raypf.simulate.root_writer import write_root_file
 
     out_dir = Path(cfg.output_dir).resolve()
     path = output_path(out_dir, sample.set, index)

@@ -70,7 +70,7 @@ class ShowerModel:
     had_stochastic: float = 0.40  # sampling part; pi0-fraction fluctuations add the rest of ~50%/sqrt(E)
     had_constant: float = 0.03
     h_over_e: float = 0.55  # visible fraction of the non-EM part of hadronic showers
-    pi0_fraction_sigma: float = 0.10
+    pi0_fraction_sigma: float = 0.07
     spot_energy: float = 0.10  # GeV per lateral spot
     max_spots: int = 48
 
@@ -148,9 +148,10 @@ def longitudinal(
     tmax = np.log(np.maximum(e, 2 * CRITICAL_ENERGY) / CRITICAL_ENERGY) + np.where(apdg == 22, 0.5, -0.5)
     tmax = np.maximum(tmax * (1.0 + 0.08 * rng.standard_normal(n)), 0.3)
     a_em = 1.0 + EM_B * tmax
-    frac = gammainc(a_em[:, None], EM_B * x0_end) - gammainc(a_em[:, None], EM_B * x0_start)
     samp = 1.0 + _quadrature(e, model.em_stochastic, model.em_constant) * rng.standard_normal(n)
-    sorted_out[:, :, EM] = np.where(is_em[:, None] & act_s, frac * (e * np.maximum(samp, 0.0))[:, None], 0.0)
+    r, c = np.nonzero(is_em[:, None] & act_s)  # profiles are evaluated on crossed layers only
+    frac = gammainc(a_em[r], EM_B * x0_end[r, c]) - gammainc(a_em[r], EM_B * x0_start[r, c])
+    sorted_out[r, c, EM] = frac * (e * np.maximum(samp, 0.0))[r]
 
     # --- muons and the ionisation of charged hadrons before their first interaction
     mip_s = take(pf * tab["mip"][None, :])
@@ -174,20 +175,20 @@ def longitudinal(
     t0 = x0_start[rows, k] + into * x0_s[rows, k] / lam_k
     tmax_h = np.maximum(np.log(np.maximum(f_em * e_sh, 2 * CRITICAL_ENERGY) / CRITICAL_ENERGY) - 0.5, 0.3)
     a_h_em = 1.0 + EM_B * tmax_h
-    frac_em = gammainc(a_h_em[:, None], EM_B * np.maximum(x0_end - t0[:, None], 0.0)) - gammainc(
-        a_h_em[:, None], EM_B * np.maximum(x0_start - t0[:, None], 0.0)
-    )
     shape = 1.5 + 0.15 * np.log(np.maximum(e_sh, 1.0))
     theta = 0.75
-    frac_had = gammainc(shape[:, None], np.maximum(lam_end - depth[:, None], 0.0) / theta) - gammainc(
-        shape[:, None], np.maximum(lam_start - depth[:, None], 0.0) / theta
-    )
     samp_h = 1.0 + _quadrature(e_sh, model.had_stochastic, model.had_constant) * rng.standard_normal(n)
     samp_h = np.maximum(samp_h, 0.0)
-    showering = (is_had & contained)[:, None] & act_s
-    sorted_out[:, :, HAD_EM] = np.where(showering, frac_em * (e_sh * f_em * samp_h)[:, None], 0.0)
+    r, c = np.nonzero((is_had & contained)[:, None] & act_s)
+    frac_em = gammainc(a_h_em[r], EM_B * np.maximum(x0_end[r, c] - t0[r], 0.0)) - gammainc(
+        a_h_em[r], EM_B * np.maximum(x0_start[r, c] - t0[r], 0.0)
+    )
+    frac_had = gammainc(shape[r], np.maximum(lam_end[r, c] - depth[r], 0.0) / theta) - gammainc(
+        shape[r], np.maximum(lam_start[r, c] - depth[r], 0.0) / theta
+    )
+    sorted_out[r, c, HAD_EM] = frac_em * (e_sh * f_em * samp_h)[r]
     had_vis = e_sh * (1.0 - f_em) * model.h_over_e * samp_h
-    sorted_out[:, :, HAD] = np.where(showering, frac_had * had_vis[:, None], 0.0)
+    sorted_out[r, c, HAD] = frac_had * had_vis[r]
 
     np.put_along_axis(out, order[:, :, None], sorted_out, axis=1)
     return out

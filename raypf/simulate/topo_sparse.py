@@ -1,44 +1,54 @@
 """Topo-clustering of a batch of events on the cells above threshold only.
 
-Cells are global ids ``event * n_cells + cell``; the neighbour graph of the
-geometry is reused for every event by offsetting, so a batch of events is one
-block-diagonal graph and one call to ``connected_components``.
+Cells are global ids ``event * n_cells + cell``; the geometry's neighbour
+table is reused for every event by offsetting, so a batch of events is one
+block-diagonal graph. Clusters are grown breadth-first from the seeds, so the
+thousands of isolated noise cells above the growing threshold that never
+touch a seed cost one table write each, not a neighbour search.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 
-def neighbour_pairs(cells: np.ndarray, neighbours: csr_matrix, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """All (source position in ``cells``, neighbour global id) pairs, vectorised over the CSR rows."""
+def neighbour_table(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """CSR adjacency as a dense (n, max_degree) int32 table padded with -1, for gathers."""
+    n = len(indptr) - 1
+    deg = np.diff(indptr)
+    table = np.full((n, int(deg.max()) if n else 0), -1, dtype=np.int32)
+    rows = np.repeat(np.arange(n), deg)
+    cols = np.arange(len(indices)) - np.repeat(indptr[:-1], deg)
+    table[rows, cols] = indices
+    return table
+
+
+def _neighbours_of(cells: np.ndarray, table: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """(source position, neighbour global id) for every neighbour of ``cells``."""
     local = cells % n_cells
-    base = cells - local
-    start = neighbours.indptr[local]
-    counts = neighbours.indptr[local + 1] - start
-    src = np.repeat(np.arange(len(cells)), counts)
-    offset_in_row = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    tgt = neighbours.indices[np.repeat(start, counts) + offset_in_row].astype(np.int64) + base[src]
-    return src, tgt
+    nb = table[local]
+    src, col = np.nonzero(nb >= 0)
+    return src, nb[src, col].astype(np.int64) + (cells - local)[src]
 
 
 def topo_cluster_sparse(
     cells: np.ndarray,
     significance: np.ndarray,
-    neighbours: csr_matrix,
+    table: np.ndarray,
     n_cells: int,
     seed: float = 4.0,
     grow: float = 2.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """4-2-0 clustering given every cell with |E|/sigma > grow.
 
-    ``cells`` are sorted unique global ids, ``significance`` their |E|/sigma (cells
-    not listed are taken to be at or below ``grow``). Returns ``(cluster_cells,
-    labels, is_boundary)``: clustered cells (including boundary cells, which may be
-    cells not in ``cells``), their cluster label ordered by descending seed
-    significance, and whether each is a boundary cell. A boundary cell touching
+    ``cells`` are unique global ids and ``significance`` their E/sigma (cells not
+    listed are taken to be at or below ``grow``); ``table`` is the geometry's
+    padded neighbour table. Returns ``(cluster_cells, labels, is_boundary)``:
+    clustered cells (including boundary cells, which may be cells not in
+    ``cells``), their label -- ordered by event, then by descending seed
+    significance -- and whether each is a boundary cell. A boundary cell touching
     several clusters joins the most significant. The caller applies any boundary
     threshold above zero, since it alone knows the quiet cells' values.
     """
@@ -46,34 +56,60 @@ def topo_cluster_sparse(
     growing = sig > grow
     g_cells, g_sig = cells[growing], sig[growing]
     n = len(g_cells)
-    if n == 0:
-        empty = np.empty(0, dtype=np.int64)
+    empty = np.empty(0, dtype=np.int64)
+    if n == 0 or not (g_sig > seed).any():
         return empty, empty.astype(np.int32), empty.astype(bool)
-    src, tgt = neighbour_pairs(g_cells, neighbours, n_cells)
-    j = np.searchsorted(g_cells, tgt)
-    j_clip = np.minimum(j, n - 1)
-    inside = g_cells[j_clip] == tgt
-    graph = coo_matrix((np.ones(inside.sum(), dtype=np.int8), (src[inside], j_clip[inside])), shape=(n, n))
+    position = np.full(int(g_cells.max()) + 1, -1, dtype=np.int32)
+    position[g_cells] = np.arange(n, dtype=np.int32)
+
+    # breadth-first growth from all seeds at once; every reached growing cell is expanded once
+    visited = np.zeros(n, dtype=bool)
+    frontier = np.nonzero(g_sig > seed)[0]
+    visited[frontier] = True
+    edge_src, edge_dst, b_cell, b_from = [], [], [], []
+    while len(frontier):
+        src, tgt = _neighbours_of(g_cells[frontier], table, n_cells)
+        j = position[np.minimum(tgt, len(position) - 1)]
+        j = np.where(tgt < len(position), j, -1)
+        is_growing = j >= 0
+        edge_src.append(frontier[src[is_growing]])
+        edge_dst.append(j[is_growing])
+        b_cell.append(tgt[~is_growing])
+        b_from.append(frontier[src[~is_growing]])
+        new = np.unique(j[is_growing])
+        new = new[~visited[new]]
+        visited[new] = True
+        frontier = new
+
+    members = np.nonzero(visited)[0]
+    compact = np.full(n, -1, dtype=np.int64)
+    compact[members] = np.arange(len(members))
+    es, ed = compact[np.concatenate(edge_src)], compact[np.concatenate(edge_dst)]
+    m = len(members)
+    graph = coo_matrix((np.ones(len(es), dtype=np.int8), (es, ed)), shape=(m, m))
     n_comp, comp = connected_components(graph, directed=False)
 
     peak = np.zeros(n_comp)
-    np.maximum.at(peak, comp, g_sig)
-    seeded = np.nonzero(peak > seed)[0]
-    rank = np.full(n_comp, -1, dtype=np.int64)
-    rank[seeded[np.argsort(-peak[seeded], kind="stable")]] = np.arange(len(seeded))
-    g_label = rank[comp]
-    in_cluster = g_label >= 0
+    np.maximum.at(peak, comp, g_sig[members])
+    comp_event = np.zeros(n_comp, dtype=np.int64)
+    comp_event[comp] = g_cells[members] // n_cells
+    rank = np.empty(n_comp, dtype=np.int64)
+    rank[np.lexsort((-peak, comp_event))] = np.arange(n_comp)
+    label_of = np.full(n, -1, dtype=np.int64)
+    label_of[members] = rank[comp]
 
-    # boundary: neighbours of clustered growing cells that are not growing themselves
-    b_edge = in_cluster[src] & ~inside
-    b_cell, b_label = tgt[b_edge], g_label[src[b_edge]]
-    order = np.lexsort((b_label, b_cell))
-    b_cell, b_label = b_cell[order], b_label[order]
-    first = np.ones(len(b_cell), dtype=bool)
-    first[1:] = b_cell[1:] != b_cell[:-1]
-    b_cell, b_label = b_cell[first], b_label[first]
+    # boundary: neighbours of clustered growing cells that are not growing; the best (lowest) label wins
+    bc = np.concatenate(b_cell)
+    bl = label_of[np.concatenate(b_from)]
+    lo = int(bc.min()) if len(bc) else 0
+    none = np.iinfo(np.int32).max
+    best = np.full(int(bc.max()) - lo + 1 if len(bc) else 0, none, dtype=np.int32)
+    np.minimum.at(best, bc - lo, bl.astype(np.int32))
+    bc = np.nonzero(best != none)[0]
+    bl = best[bc]
+    bc = bc + lo
 
-    out_cells = np.concatenate([g_cells[in_cluster], b_cell])
-    out_labels = np.concatenate([g_label[in_cluster], b_label]).astype(np.int32)
-    boundary = np.concatenate([np.zeros(in_cluster.sum(), bool), np.ones(len(b_cell), bool)])
+    out_cells = np.concatenate([g_cells[members], bc])
+    out_labels = np.concatenate([label_of[members], bl]).astype(np.int32)
+    boundary = np.concatenate([np.zeros(m, dtype=bool), np.ones(len(bc), dtype=bool)])
     return out_cells, out_labels, boundary

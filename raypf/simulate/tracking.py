@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from raypf.simulate.propagation import wrap_phi
+
 
 @dataclass(frozen=True)
 class TrackModel:
@@ -71,7 +73,7 @@ def reconstruct(
     pt_meas = 1.0 / np.maximum(np.abs(inv), 1e-6)
     ang = np.hypot(3e-4, 2e-3 / t_pt)  # multiple scattering dominates at low pT
     eta_meas = t_eta + ang * rng.standard_normal(n)
-    phi_meas = np.angle(np.exp(1j * (t_phi + ang * rng.standard_normal(n))))
+    phi_meas = wrap_phi(t_phi + ang * rng.standard_normal(n))
     d0 = np.hypot(0.01, 0.1 / t_pt) * rng.standard_normal(n)
     z0 = vertex_z[idx] + np.hypot(0.05, 0.1 / t_pt) * np.cosh(t_eta) * rng.standard_normal(n)
     n_pix = np.maximum(rng.binomial(4, 0.97, n), 1).astype(np.int32)
