@@ -19,6 +19,7 @@ from raypf.simulate.generators import Particles
 from raypf.simulate.geometry import LAYERS as CALO_LAYERS
 from raypf.simulate.geometry import CaloGeometry
 from raypf.simulate.propagation import LayerSurfaces, extrapolate, wrap_phi
+from raypf.simulate.scratch import Scratch
 from raypf.simulate.showers import Deposits, ShowerModel, longitudinal, spread
 from raypf.simulate.topo_sparse import topo_cluster_sparse
 from raypf.simulate.tracking import TrackModel, Tracks, reconstruct
@@ -94,6 +95,10 @@ class Detector:
             lost_truth_fraction=cfg.track_lost_truth_fraction,
         )
         self.sigma = geometry.sigma.astype(np.float64) * cfg.noise_scale
+        # per-batch lookup tables over event * n_cells ids, reused across batches
+        self._signal_pos = Scratch(np.int32, -1)
+        self._energy_of = Scratch(np.float32, np.nan)
+        self._touched: list[np.ndarray] = []
 
     # -- stages -----------------------------------------------------------------------------------
     def _extrapolate(self, pt, eta, phi, charge, z0):
@@ -102,8 +107,8 @@ class Detector:
     def calorimeter(self, truth: Particles, vertex_z: np.ndarray, rng: np.random.Generator) -> CellTruth:
         """Noise-free visible energy per (cell, particle) for a batch."""
         inter = self._extrapolate(truth.pt, truth.eta, truth.phi, truth.charge, vertex_z[truth.event])
-        vis = longitudinal(truth.pdg, truth.e, truth.charge, truth.m, inter, LAYERS, self.surfaces.barrel, rng, self.shower_model)
-        dep = spread(vis, inter, self.geo.find_cells, rng, self.shower_model)
+        pairs = longitudinal(truth.pdg, truth.e, truth.charge, truth.m, inter, LAYERS, self.surfaces.barrel, rng, self.shower_model)
+        dep = spread(*pairs, inter, self.geo.find_cells, rng, self.shower_model)
         return aggregate(dep, truth.event, self.geo.n_cells, len(truth))
 
     def digitise(self, truth: CellTruth, n_events: int, rng: np.random.Generator):
@@ -112,11 +117,21 @@ class Detector:
         Per-batch dense tables over ``n_events * n_cells`` ids turn every cell lookup
         into a gather (tens of MB for a batch, far cheaper than searching).
         """
+        nc = self.geo.n_cells
+        signal_pos = self._signal_pos.take(n_events * nc)
+        energy_of = self._energy_of.take(n_events * nc)
+        try:
+            return self._digitise(truth, n_events, rng, signal_pos, energy_of)
+        finally:
+            self._signal_pos.give_back(truth.signal_cells)
+            self._energy_of.give_back(*self._touched)
+            self._touched.clear()
+
+    def _digitise(self, truth: CellTruth, n_events: int, rng: np.random.Generator, signal_pos, energy_of):
         nc, cfg = self.geo.n_cells, self.cfg
         grow = cfg.topo_grow
-        signal_pos = np.full(n_events * nc, -1, dtype=np.int32)
         signal_pos[truth.signal_cells] = np.arange(len(truth.signal_cells), dtype=np.int32)
-        energy_of = np.full(n_events * nc, np.nan, dtype=np.float32)
+        self._touched.append(truth.signal_cells)
         energy_of[truth.signal_cells] = truth.signal_energy + self.sigma[truth.signal_cells % nc] * rng.standard_normal(
             len(truth.signal_cells)
         )
@@ -124,6 +139,7 @@ class Detector:
             tails = noise.tail_cells(n_events * nc, grow, rng)
             tails = tails[signal_pos[tails] < 0]
             energy_of[tails] = self.sigma[tails % nc] * noise.tail_values(len(tails), grow, rng)
+            self._touched.append(tails)
             cells = np.concatenate([truth.signal_cells, tails])
         else:
             cells = truth.signal_cells
@@ -237,7 +253,8 @@ class Detector:
         wsum = np.bincount(labels, weights=w, minlength=n_cl)
         w = np.where((wsum <= 0)[labels], np.abs(energy) + 1e-12, w)
         wsum = np.bincount(labels, weights=w, minlength=n_cl)
-        dphi = wrap_phi(phi_c - phi_c[starts][labels])
+        dphi = phi_c - phi_c[starts][labels]  # within one cluster: wrap once at most
+        dphi = np.where(dphi > np.pi, dphi - 2 * np.pi, np.where(dphi < -np.pi, dphi + 2 * np.pi, dphi))
         cl_eta = np.bincount(labels, weights=w * eta_c, minlength=n_cl) / wsum
         cl_phi = wrap_phi(phi_c[starts] + np.bincount(labels, weights=w * dphi, minlength=n_cl) / wsum)
         cl_e = np.bincount(labels, weights=energy, minlength=n_cl)

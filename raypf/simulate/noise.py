@@ -12,7 +12,7 @@ and, on demand, values of the quiet cells from the Gaussian truncated to
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr
 
 
 def tail_cells(n_total: int, grow: float, rng: np.random.Generator) -> np.ndarray:
@@ -34,13 +34,19 @@ def tail_cells(n_total: int, grow: float, rng: np.random.Generator) -> np.ndarra
 
 
 def tail_values(n: int, grow: float, rng: np.random.Generator) -> np.ndarray:
-    """Standard-normal values conditioned on |x| > grow."""
-    u = rng.random(n) * ndtr(-grow)
-    mag = -ndtri(np.maximum(u, 1e-300))
-    return np.where(rng.random(n) < 0.5, -mag, mag)
+    """Standard-normal values conditioned on |x| > grow (Marsaglia's tail method, exact)."""
+    out = np.empty(0)
+    while len(out) < n:
+        m = int(1.2 * (n - len(out))) + 16
+        x = np.sqrt(grow * grow - 2.0 * np.log1p(-rng.random(m)))
+        out = np.concatenate([out, x[rng.random(m) * x < grow]])
+    return np.where(rng.random(n) < 0.5, -out[:n], out[:n])
 
 
 def quiet_values(n: int, grow: float, rng: np.random.Generator) -> np.ndarray:
-    """Standard-normal values conditioned on |x| <= grow."""
-    lo = ndtr(-grow)
-    return ndtri(lo + rng.random(n) * (1.0 - 2.0 * lo))
+    """Standard-normal values conditioned on |x| <= grow (rejection from the full Gaussian, exact)."""
+    out = np.empty(0, dtype=np.float32)
+    while len(out) < n:
+        x = rng.standard_normal(int(1.1 * (n - len(out))) + 16, dtype=np.float32)
+        out = np.concatenate([out, x[np.abs(x) <= grow]])
+    return out[:n]

@@ -71,8 +71,8 @@ class ShowerModel:
     had_constant: float = 0.03
     h_over_e: float = 0.55  # visible fraction of the non-EM part of hadronic showers
     pi0_fraction_sigma: float = 0.07
-    spot_energy: float = 0.10  # GeV per lateral spot
-    max_spots: int = 48
+    spot_energy: float = 0.20  # GeV per lateral spot
+    max_spots: int = 32
 
 
 @dataclass(frozen=True)
@@ -111,90 +111,100 @@ def longitudinal(
     barrel: np.ndarray,
     rng: np.random.Generator,
     model: ShowerModel = ShowerModel(),
-) -> np.ndarray:
-    """Visible energy per particle, layer and deposit kind: array (N, L, 4) in GeV (kinds EM, HAD_EM, HAD, MIP)."""
-    tab = _layer_table(layer_names)
-    n, n_layers = inter.eta.shape
-    out = np.zeros((n, n_layers, 4))
-    if n == 0:
-        return out
-    abs_eta = np.abs(inter.eta)
-    active = inter.crossed & (abs_eta >= tab["act_lo"]) & (abs_eta < tab["act_hi"])
-    with np.errstate(invalid="ignore"):
-        pf = np.where(barrel[None, :], np.minimum(np.cosh(abs_eta), 3.0), 1.0 / np.tanh(np.maximum(abs_eta, 0.1)))
-    pf = np.where(active, pf, 0.0)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Visible energy per (particle, crossed layer) and deposit kind.
 
-    # order layers along each particle's path, accumulate depth (with dead material) in X0 and lambda
-    order = np.argsort(np.where(active, inter.path, np.inf), axis=1)
-    take = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
-    act_s = take(active)
-    x0_s = take(pf * tab["x0"][None, :])
-    lam_s = take(pf * tab["lam"][None, :])
-    had_s = take(np.broadcast_to(tab["hadronic"][None, :], active.shape) & active)
-    front_pf = np.where(act_s[:, :1], take(pf)[:, :1], 1.0)
-    cryo = np.cumsum(had_s, axis=1) > 0
-    x0_start = FRONT_DEAD_X0 * front_pf + np.cumsum(x0_s, axis=1) - x0_s + CRYOSTAT_X0 * cryo
-    lam_start = FRONT_DEAD_LAMBDA * front_pf + np.cumsum(lam_s, axis=1) - lam_s + CRYOSTAT_LAMBDA * cryo
-    x0_end, lam_end = x0_start + x0_s, lam_start + lam_s
+    Works on the flat list of (particle, layer) pairs a particle actually crosses,
+    ordered along its path. Returns ``(particle, layer, visible)`` with ``visible``
+    of shape (pairs, 4) in GeV for the kinds EM, HAD_EM, HAD, MIP.
+    """
+    tab = _layer_table(layer_names)
+    n = len(pdg)
+    abs_eta_all = np.abs(inter.eta)
+    active = inter.crossed & (abs_eta_all >= tab["act_lo"]) & (abs_eta_all < tab["act_hi"])
+    p, lay = np.nonzero(active)
+    if len(p) == 0:
+        return p, lay, np.zeros((0, 4))
+    # order pairs along each particle's path (particles stay grouped: p is the major key)
+    order = np.lexsort((inter.path[p, lay], p))
+    p, lay = p[order], lay[order]
+    abs_eta = abs_eta_all[p, lay]
+    pf = np.where(barrel[lay], np.minimum(np.cosh(abs_eta), 3.0), 1.0 / np.tanh(np.maximum(abs_eta, 0.1)))
+    x0, lam, hadronic = pf * tab["x0"][lay], pf * tab["lam"][lay], tab["hadronic"][lay]
+
+    first = np.ones(len(p), dtype=bool)
+    first[1:] = p[1:] != p[:-1]
+    seg_start = np.nonzero(first)[0]
+    seg = np.cumsum(first) - 1  # segment (particle) id per pair
+
+    def exclusive_cumsum(x: np.ndarray) -> np.ndarray:
+        c = np.cumsum(x) - x
+        return c - c[seg_start][seg]
+
+    cryo = exclusive_cumsum(hadronic.astype(np.int64)) + hadronic > 0  # at or after the first hadronic layer
+    front_pf = pf[seg_start][seg]
+    x0_start = FRONT_DEAD_X0 * front_pf + exclusive_cumsum(x0) + CRYOSTAT_X0 * cryo
+    lam_start = FRONT_DEAD_LAMBDA * front_pf + exclusive_cumsum(lam) + CRYOSTAT_LAMBDA * cryo
+    x0_end, lam_end = x0_start + x0, lam_start + lam
 
     apdg = np.abs(pdg)
     is_em = (apdg == 11) | (apdg == 22)
     is_mu = apdg == 13
     is_had = ~is_em & ~is_mu
-    sorted_out = np.zeros((n, n_layers, 4))
+    out = np.zeros((len(p), 4))
 
     # --- electromagnetic particles
-    e = energy
-    tmax = np.log(np.maximum(e, 2 * CRITICAL_ENERGY) / CRITICAL_ENERGY) + np.where(apdg == 22, 0.5, -0.5)
+    tmax = np.log(np.maximum(energy, 2 * CRITICAL_ENERGY) / CRITICAL_ENERGY) + np.where(apdg == 22, 0.5, -0.5)
     tmax = np.maximum(tmax * (1.0 + 0.08 * rng.standard_normal(n)), 0.3)
     a_em = 1.0 + EM_B * tmax
-    samp = 1.0 + _quadrature(e, model.em_stochastic, model.em_constant) * rng.standard_normal(n)
-    r, c = np.nonzero(is_em[:, None] & act_s)  # profiles are evaluated on crossed layers only
-    frac = gammainc(a_em[r], EM_B * x0_end[r, c]) - gammainc(a_em[r], EM_B * x0_start[r, c])
-    sorted_out[r, c, EM] = frac * (e * np.maximum(samp, 0.0))[r]
+    samp = np.maximum(1.0 + _quadrature(energy, model.em_stochastic, model.em_constant) * rng.standard_normal(n), 0.0)
+    em = is_em[p]
+    pe = p[em]
+    frac = gammainc(a_em[pe], EM_B * x0_end[em]) - gammainc(a_em[pe], EM_B * x0_start[em])
+    out[em, EM] = frac * (energy * samp)[pe]
 
     # --- muons and the ionisation of charged hadrons before their first interaction
-    mip_s = take(pf * tab["mip"][None, :])
+    mip = pf * tab["mip"][lay]
     depth = rng.exponential(1.0, size=n)  # first interaction, in lambda from the calorimeter front
-    traversed = np.clip((depth[:, None] - lam_start) / np.maximum(lam_s, 1e-12), 0.0, 1.0)
-    mip_frac = np.where(is_mu[:, None], 1.0, np.where((is_had & (charge != 0))[:, None], traversed, 0.0))
-    sorted_out[:, :, MIP] = np.where(act_s, mip_s * mip_frac, 0.0)
+    traversed = np.clip((depth[p] - lam_start) / np.maximum(lam, 1e-12), 0.0, 1.0)
+    out[:, MIP] = mip * np.where(is_mu[p], 1.0, np.where((is_had & (charge != 0))[p], traversed, 0.0))
 
     # --- hadronic showers from the first interaction on
     baryon = (apdg > 1000) & (apdg < 10000)
     e_sh = np.where(baryon & (pdg > 0), energy - mass, np.where(baryon, energy + mass, energy))
-    e_sh = np.maximum(e_sh - sorted_out[:, :, MIP].sum(axis=1), 0.0)
+    e_sh = np.maximum(e_sh - np.bincount(p, weights=out[:, MIP], minlength=n), 0.0)
     f_mean = np.where(e_sh > 1.0, 1.0 - np.power(np.maximum(e_sh, 1.0), -0.18), 0.0)
     f_em = np.clip(f_mean + model.pi0_fraction_sigma * rng.standard_normal(n) * (e_sh > 1.0), 0.0, 0.95)
-    # map the interaction depth (lambda) to radiation lengths for the pi0 part
-    k = np.argmax((lam_end > depth[:, None]) & act_s, axis=1)
-    rows = np.arange(n)
-    contained = ((lam_end > depth[:, None]) & act_s).any(axis=1)
-    lam_k = np.maximum(lam_s[rows, k], 1e-12)
-    into = np.clip(depth - lam_start[rows, k], 0.0, None)
-    t0 = x0_start[rows, k] + into * x0_s[rows, k] / lam_k
+    # the layer where the interaction happens: the first crossed layer ending beyond it
+    beyond = lam_end > depth[p]
+    k = np.full(n, -1, dtype=np.int64)
+    hit_pairs = np.nonzero(beyond)[0]
+    k[p[hit_pairs][::-1]] = hit_pairs[::-1]  # first such pair per particle wins
+    contained = k >= 0
+    kk = np.maximum(k, 0)
+    into = np.clip(depth - lam_start[kk], 0.0, None)
+    t0 = x0_start[kk] + into * x0[kk] / np.maximum(lam[kk], 1e-12)  # interaction depth in X0 for the pi0 part
     tmax_h = np.maximum(np.log(np.maximum(f_em * e_sh, 2 * CRITICAL_ENERGY) / CRITICAL_ENERGY) - 0.5, 0.3)
     a_h_em = 1.0 + EM_B * tmax_h
     shape = 1.5 + 0.15 * np.log(np.maximum(e_sh, 1.0))
     theta = 0.75
-    samp_h = 1.0 + _quadrature(e_sh, model.had_stochastic, model.had_constant) * rng.standard_normal(n)
-    samp_h = np.maximum(samp_h, 0.0)
-    r, c = np.nonzero((is_had & contained)[:, None] & act_s)
-    frac_em = gammainc(a_h_em[r], EM_B * np.maximum(x0_end[r, c] - t0[r], 0.0)) - gammainc(
-        a_h_em[r], EM_B * np.maximum(x0_start[r, c] - t0[r], 0.0)
+    samp_h = np.maximum(1.0 + _quadrature(e_sh, model.had_stochastic, model.had_constant) * rng.standard_normal(n), 0.0)
+    sh = (is_had & contained)[p]
+    ps = p[sh]
+    frac_em = gammainc(a_h_em[ps], EM_B * np.maximum(x0_end[sh] - t0[ps], 0.0)) - gammainc(
+        a_h_em[ps], EM_B * np.maximum(x0_start[sh] - t0[ps], 0.0)
     )
-    frac_had = gammainc(shape[r], np.maximum(lam_end[r, c] - depth[r], 0.0) / theta) - gammainc(
-        shape[r], np.maximum(lam_start[r, c] - depth[r], 0.0) / theta
+    frac_had = gammainc(shape[ps], np.maximum(lam_end[sh] - depth[ps], 0.0) / theta) - gammainc(
+        shape[ps], np.maximum(lam_start[sh] - depth[ps], 0.0) / theta
     )
-    sorted_out[r, c, HAD_EM] = frac_em * (e_sh * f_em * samp_h)[r]
-    had_vis = e_sh * (1.0 - f_em) * model.h_over_e * samp_h
-    sorted_out[r, c, HAD] = frac_had * had_vis[r]
-
-    np.put_along_axis(out, order[:, :, None], sorted_out, axis=1)
-    return out
+    out[sh, HAD_EM] = frac_em * (e_sh * f_em * samp_h)[ps]
+    out[sh, HAD] = frac_had * (e_sh * (1.0 - f_em) * model.h_over_e * samp_h)[ps]
+    return p, lay, out
 
 
 def spread(
+    particle: np.ndarray,
+    layer: np.ndarray,
     visible: np.ndarray,
     inter: Intersections,
     find_cells,
@@ -207,8 +217,9 @@ def spread(
     ``find_cells(layer, eta, phi) -> cell index or -1`` maps points to cells; spots
     that miss the layer (cracks, edges) are lost, as energy in dead material is.
     """
-    p_idx, l_idx, kind = np.nonzero(visible > threshold)
-    e_dep = visible[p_idx, l_idx, kind]
+    pair, kind = np.nonzero(visible > threshold)
+    e_dep = visible[pair, kind]
+    p_idx, l_idx = particle[pair], layer[pair]
     n_spots = np.where(kind == MIP, 1, np.clip(np.ceil(e_dep / model.spot_energy), 1, model.max_spots)).astype(np.int64)
     rep = np.repeat(np.arange(len(e_dep)), n_spots)
     spot_e = (e_dep / n_spots)[rep]
@@ -222,9 +233,12 @@ def spread(
     eta = inter.eta[p_rep, l_rep] + r * np.cos(alpha) / scale
     phi = inter.phi[p_rep, l_rep] + r * np.sin(alpha) / scale
     cell = np.full(len(rep), -1, dtype=np.int64)
-    for layer in np.unique(l_rep):  # loop over the 19 layers, not over spots
-        sel = np.nonzero(l_rep == layer)[0]
-        cell[sel] = find_cells(int(layer), eta[sel], phi[sel])
+    by_layer = np.argsort(l_rep, kind="stable")  # one pass, then contiguous slices per layer
+    bounds = np.searchsorted(l_rep[by_layer], np.arange(inter.eta.shape[1] + 1))
+    for lay in range(inter.eta.shape[1]):  # loop over the 19 layers, not over spots
+        sel = by_layer[bounds[lay] : bounds[lay + 1]]
+        if len(sel):
+            cell[sel] = find_cells(lay, eta[sel], phi[sel])
     hit = cell >= 0
     em = (kind[rep] == EM) | (kind[rep] == HAD_EM)
     return Deposits(particle=p_rep[hit], cell=cell[hit], energy=spot_e[hit], em=em[hit])

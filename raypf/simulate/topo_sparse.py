@@ -13,6 +13,13 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from raypf.simulate.scratch import Scratch
+
+# Per-process tables over the batch's ids: growing-cell positions (later boundary labels), and
+# de-duplication stamps (always written before they are read, so never reset).
+_POSITION = Scratch(np.int32, -1)
+_STAMP = Scratch(np.int32, None)
+
 
 def neighbour_table(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """CSR adjacency as a dense (n, max_degree) int32 table padded with -1, for gathers."""
@@ -29,8 +36,16 @@ def _neighbours_of(cells: np.ndarray, table: np.ndarray, n_cells: int) -> tuple[
     """(source position, neighbour global id) for every neighbour of ``cells``."""
     local = cells % n_cells
     nb = table[local]
-    src, col = np.nonzero(nb >= 0)
-    return src, nb[src, col].astype(np.int64) + (cells - local)[src]
+    valid = nb >= 0
+    src = np.repeat(np.arange(len(cells)), valid.sum(axis=1))  # row-major order matches nb[valid]
+    return src, nb[valid].astype(np.int64) + (cells - local)[src]
+
+
+def _dedupe(values: np.ndarray, stamp: np.ndarray) -> np.ndarray:
+    """Distinct values using a scratch table instead of sorting (stamps are written before read)."""
+    idx = np.arange(len(values), dtype=np.int32)
+    stamp[values] = idx
+    return values[stamp[values] == idx]
 
 
 def topo_cluster_sparse(
@@ -59,55 +74,58 @@ def topo_cluster_sparse(
     empty = np.empty(0, dtype=np.int64)
     if n == 0 or not (g_sig > seed).any():
         return empty, empty.astype(np.int32), empty.astype(bool)
-    position = np.full(int(g_cells.max()) + 1, -1, dtype=np.int32)
-    position[g_cells] = np.arange(n, dtype=np.int32)
+    size = (int(g_cells.max()) // n_cells + 1) * n_cells  # whole events, so batches of one size reuse the tables
+    position = _POSITION.take(size)
+    stamp = _STAMP.take(size)
+    touched = [g_cells]
+    try:
+        position[g_cells] = np.arange(n, dtype=np.int32)
+        # breadth-first growth from all seeds at once; every reached growing cell is expanded once
+        visited = np.zeros(n, dtype=bool)
+        frontier = np.nonzero(g_sig > seed)[0]
+        visited[frontier] = True
+        edge_src, edge_dst, b_cell, b_from = [], [], [], []
+        while len(frontier):
+            src, tgt = _neighbours_of(g_cells[frontier], table, n_cells)
+            j = position[tgt]
+            is_growing = j >= 0
+            edge_src.append(frontier[src[is_growing]])
+            edge_dst.append(j[is_growing])
+            b_cell.append(tgt[~is_growing])
+            b_from.append(frontier[src[~is_growing]])
+            new = j[is_growing]
+            frontier = _dedupe(new[~visited[new]], stamp)
+            visited[frontier] = True
 
-    # breadth-first growth from all seeds at once; every reached growing cell is expanded once
-    visited = np.zeros(n, dtype=bool)
-    frontier = np.nonzero(g_sig > seed)[0]
-    visited[frontier] = True
-    edge_src, edge_dst, b_cell, b_from = [], [], [], []
-    while len(frontier):
-        src, tgt = _neighbours_of(g_cells[frontier], table, n_cells)
-        j = position[np.minimum(tgt, len(position) - 1)]
-        j = np.where(tgt < len(position), j, -1)
-        is_growing = j >= 0
-        edge_src.append(frontier[src[is_growing]])
-        edge_dst.append(j[is_growing])
-        b_cell.append(tgt[~is_growing])
-        b_from.append(frontier[src[~is_growing]])
-        new = np.unique(j[is_growing])
-        new = new[~visited[new]]
-        visited[new] = True
-        frontier = new
+        members = np.nonzero(visited)[0]
+        compact = np.full(n, -1, dtype=np.int64)
+        compact[members] = np.arange(len(members))
+        es, ed = compact[np.concatenate(edge_src)], compact[np.concatenate(edge_dst)]
+        m = len(members)
+        graph = coo_matrix((np.ones(len(es), dtype=np.int8), (es, ed)), shape=(m, m))
+        n_comp, comp = connected_components(graph, directed=False)
 
-    members = np.nonzero(visited)[0]
-    compact = np.full(n, -1, dtype=np.int64)
-    compact[members] = np.arange(len(members))
-    es, ed = compact[np.concatenate(edge_src)], compact[np.concatenate(edge_dst)]
-    m = len(members)
-    graph = coo_matrix((np.ones(len(es), dtype=np.int8), (es, ed)), shape=(m, m))
-    n_comp, comp = connected_components(graph, directed=False)
+        peak = np.zeros(n_comp)
+        np.maximum.at(peak, comp, g_sig[members])
+        comp_event = np.zeros(n_comp, dtype=np.int64)
+        comp_event[comp] = g_cells[members] // n_cells
+        rank = np.empty(n_comp, dtype=np.int64)
+        rank[np.lexsort((-peak, comp_event))] = np.arange(n_comp)
+        label_of = np.full(n, -1, dtype=np.int64)
+        label_of[members] = rank[comp]
 
-    peak = np.zeros(n_comp)
-    np.maximum.at(peak, comp, g_sig[members])
-    comp_event = np.zeros(n_comp, dtype=np.int64)
-    comp_event[comp] = g_cells[members] // n_cells
-    rank = np.empty(n_comp, dtype=np.int64)
-    rank[np.lexsort((-peak, comp_event))] = np.arange(n_comp)
-    label_of = np.full(n, -1, dtype=np.int64)
-    label_of[members] = rank[comp]
-
-    # boundary: neighbours of clustered growing cells that are not growing; the best (lowest) label wins
-    bc = np.concatenate(b_cell)
-    bl = label_of[np.concatenate(b_from)]
-    lo = int(bc.min()) if len(bc) else 0
-    none = np.iinfo(np.int32).max
-    best = np.full(int(bc.max()) - lo + 1 if len(bc) else 0, none, dtype=np.int32)
-    np.minimum.at(best, bc - lo, bl.astype(np.int32))
-    bc = np.nonzero(best != none)[0]
-    bl = best[bc]
-    bc = bc + lo
+        # boundary: neighbours of clustered growing cells that are not growing. Their position slots
+        # hold -1; writing label - big there with a minimum leaves the best (lowest) label.
+        bc = np.concatenate(b_cell)
+        bl = label_of[np.concatenate(b_from)]
+        big = n_comp + 2
+        np.minimum.at(position, bc, (bl - big).astype(np.int32))
+        touched.append(bc)
+        bc = _dedupe(bc, stamp)
+        bl = position[bc].astype(np.int64) + big
+    finally:
+        _POSITION.give_back(*touched)
+        _STAMP.give_back()
 
     out_cells = np.concatenate([g_cells[members], bc])
     out_labels = np.concatenate([label_of[members], bl]).astype(np.int32)
