@@ -145,7 +145,7 @@ class Detector:
             cells = truth.signal_cells
         sigma = np.maximum(self.sigma[cells % nc], 1e-12)
         significance = energy_of[cells] / sigma  # float32 precision is ample for thresholds
-        c_cells, labels, _ = topo_cluster_sparse(cells, significance, self.geo.neighbour_table, nc, cfg.topo_seed, grow)
+        c_cells, labels, _ = topo_cluster_sparse(cells, significance, self.geo.neighbours, nc, cfg.topo_seed, grow)
         # quiet boundary cells (|E| <= grow sigma, never drawn so far) get their noise now
         c_energy = energy_of[c_cells].astype(np.float64)
         quiet = np.isnan(c_energy)

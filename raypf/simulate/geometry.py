@@ -147,13 +147,6 @@ class CaloGeometry:
         return out
 
     @functools.cached_property
-    def neighbour_table(self) -> np.ndarray:
-        """(n_cells, max_degree) neighbour indices padded with -1: gathers beat CSR slicing in hot loops."""
-        from raypf.simulate.topo_sparse import neighbour_table
-
-        return neighbour_table(self.neighbours.indptr, self.neighbours.indices)
-
-    @functools.cached_property
     def _by_layer(self) -> dict[int, list[_Block]]:
         out: dict[int, list[_Block]] = {i: [] for i in range(len(LAYERS))}
         for b in self.blocks:

@@ -111,34 +111,43 @@ def _vector_payload(counts: list[np.ndarray], values: np.ndarray, dtype: np.dtyp
 
     Entry layout: [4-byte byte count | kByteCountMask][2-byte version] then the outer
     vector: [int32 n] followed by n values (vector<T>) or n inner vectors, each
-    [int32 m][...] with no header of its own.
+    [int32 m][...] with no header of its own. Every field is a whole number of
+    2-byte words, so the buffer is built as big-endian uint16: headers and counts
+    are placed by index, and the values fill every remaining word, in order, with
+    one masked assignment.
     """
     itemsize = dtype.itemsize
     n_entries = len(counts[0])
     entry_sizes = _vector_sizes(counts, itemsize) + 6
     starts = np.zeros(n_entries + 1, dtype=np.int64)
     np.cumsum(entry_sizes, out=starts[1:])
-    buf = np.zeros(int(starts[-1]), dtype=np.uint8)
+    words = np.empty(int(starts[-1]) // 2, dtype=">u2")
+    fixed = np.zeros(len(words), dtype=bool)  # header and count words
 
-    header = np.empty((n_entries, 6), dtype=np.uint8)
+    def place(byte_pos: np.ndarray, data: np.ndarray) -> None:
+        halves = data.reshape(len(byte_pos), -1)
+        at = byte_pos // 2
+        for k in range(halves.shape[1]):
+            words[at + k] = halves[:, k]
+            fixed[at + k] = True
+
     byte_count = (entry_sizes - 4).astype(np.uint32) | np.uint32(uproot.const.kByteCountMask)
-    header[:, :4] = byte_count.astype(">u4").view(np.uint8).reshape(-1, 4)
-    header[:, 4:] = np.frombuffer(struct.pack(">H", _STL_VECTOR_VERSION), dtype=np.uint8)
-    _scatter(buf, starts[:-1], header)
+    header = np.empty((n_entries, 3), dtype=">u2")
+    header[:, :2] = byte_count.astype(">u4").view(">u2").reshape(-1, 2)
+    header[:, 2] = _STL_VECTOR_VERSION
+    place(starts[:-1], header)
 
-    pos = starts[:-1] + 6  # where each vector of the current level writes its count
+    pos = starts[:-1] + 6  # byte position of each vector's count at the current level
     for level, cnt in enumerate(counts):
-        _scatter(buf, pos, cnt.astype(">i4").view(np.uint8).reshape(-1, 4))
-        content = np.repeat(pos + 4, cnt)  # content start of the parent, once per child
-        if level == len(counts) - 1:
-            elem = content + _local_index(cnt) * itemsize
-            _scatter(buf, elem, values.astype(dtype.newbyteorder(">")).view(np.uint8).reshape(-1, itemsize))
-        else:
+        place(pos, cnt.astype(">i4").view(">u2"))
+        if level < len(counts) - 1:
+            content = np.repeat(pos + 4, cnt)  # parent's content start, once per child
             child_sizes = _vector_sizes(counts[level + 1 :], itemsize)
             before = np.cumsum(child_sizes) - child_sizes  # bytes of earlier children, counted globally
             first_child = np.repeat(np.cumsum(cnt) - cnt, cnt)
             pos = content + before - before[first_child] if len(before) else content
-    return buf.tobytes(), starts
+    words[~fixed] = np.ascontiguousarray(values, dtype=dtype.newbyteorder(">")).view(">u2")
+    return words.tobytes(), starts
 
 
 def _vector_sizes(counts: list[np.ndarray], itemsize: int) -> np.ndarray:
@@ -148,19 +157,6 @@ def _vector_sizes(counts: list[np.ndarray], itemsize: int) -> np.ndarray:
         seg = np.repeat(np.arange(len(counts[level])), counts[level])
         sizes = np.bincount(seg, weights=sizes, minlength=len(counts[level])).astype(np.int64) + 4
     return sizes
-
-
-def _local_index(counts: np.ndarray) -> np.ndarray:
-    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-
-
-def _scatter(buf: np.ndarray, positions: np.ndarray, rows: np.ndarray) -> None:
-    """buf[positions[i] : positions[i] + w] = rows[i] for fixed-width rows, vectorised."""
-    if len(positions) == 0:
-        return
-    w = rows.shape[1]
-    idx = positions[:, None] + np.arange(w)[None, :]
-    buf[idx.ravel()] = rows.ravel()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,7 +403,7 @@ def write_root_file(
     path: str | os.PathLike,
     trees: Mapping[str, Mapping[str, tuple[str, object]]],
     *,
-    compression: str = "zlib",
+    compression: str = "zstd",
     level: int = 1,
     basket_entries: int = 2000,
 ) -> None:

@@ -1,7 +1,7 @@
 """Topo-clustering of a batch of events on the cells above threshold only.
 
 Cells are global ids ``event * n_cells + cell``; the geometry's neighbour
-table is reused for every event by offsetting, so a batch of events is one
+graph is reused for every event by offsetting, so a batch of events is one
 block-diagonal graph. Clusters are grown breadth-first from the seeds, so the
 thousands of isolated noise cells above the growing threshold that never
 touch a seed cost one table write each, not a neighbour search.
@@ -10,7 +10,7 @@ touch a seed cost one table write each, not a neighbour search.
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from raypf.simulate.scratch import Scratch
@@ -21,24 +21,14 @@ _POSITION = Scratch(np.int32, -1)
 _STAMP = Scratch(np.int32, None)
 
 
-def neighbour_table(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """CSR adjacency as a dense (n, max_degree) int32 table padded with -1, for gathers."""
-    n = len(indptr) - 1
-    deg = np.diff(indptr)
-    table = np.full((n, int(deg.max()) if n else 0), -1, dtype=np.int32)
-    rows = np.repeat(np.arange(n), deg)
-    cols = np.arange(len(indices)) - np.repeat(indptr[:-1], deg)
-    table[rows, cols] = indices
-    return table
-
-
-def _neighbours_of(cells: np.ndarray, table: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """(source position, neighbour global id) for every neighbour of ``cells``."""
+def _neighbours_of(cells: np.ndarray, graph: csr_matrix, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """(source position, neighbour global id) for every neighbour of ``cells``, via CSR row ranges."""
     local = cells % n_cells
-    nb = table[local]
-    valid = nb >= 0
-    src = np.repeat(np.arange(len(cells)), valid.sum(axis=1))  # row-major order matches nb[valid]
-    return src, nb[valid].astype(np.int64) + (cells - local)[src]
+    start = graph.indptr[local]
+    deg = graph.indptr[local + 1] - start
+    src = np.repeat(np.arange(len(cells)), deg)
+    pos = np.arange(len(src)) + np.repeat(start - (np.cumsum(deg) - deg), deg)
+    return src, graph.indices[pos] + (cells - local)[src]
 
 
 def _dedupe(values: np.ndarray, stamp: np.ndarray) -> np.ndarray:
@@ -51,7 +41,7 @@ def _dedupe(values: np.ndarray, stamp: np.ndarray) -> np.ndarray:
 def topo_cluster_sparse(
     cells: np.ndarray,
     significance: np.ndarray,
-    table: np.ndarray,
+    neighbours: csr_matrix,
     n_cells: int,
     seed: float = 4.0,
     grow: float = 2.0,
@@ -59,8 +49,8 @@ def topo_cluster_sparse(
     """4-2-0 clustering given every cell with |E|/sigma > grow.
 
     ``cells`` are unique global ids and ``significance`` their E/sigma (cells not
-    listed are taken to be at or below ``grow``); ``table`` is the geometry's
-    padded neighbour table. Returns ``(cluster_cells, labels, is_boundary)``:
+    listed are taken to be at or below ``grow``); ``neighbours`` is the
+    geometry's (n_cells x n_cells) adjacency. Returns ``(cluster_cells, labels, is_boundary)``:
     clustered cells (including boundary cells, which may be cells not in
     ``cells``), their label -- ordered by event, then by descending seed
     significance -- and whether each is a boundary cell. A boundary cell touching
@@ -86,7 +76,7 @@ def topo_cluster_sparse(
         visited[frontier] = True
         edge_src, edge_dst, b_cell, b_from = [], [], [], []
         while len(frontier):
-            src, tgt = _neighbours_of(g_cells[frontier], table, n_cells)
+            src, tgt = _neighbours_of(g_cells[frontier], neighbours, n_cells)
             j = position[tgt]
             is_growing = j >= 0
             edge_src.append(frontier[src[is_growing]])

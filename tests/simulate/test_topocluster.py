@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import coo_matrix
 
-from raypf.simulate.topo_sparse import neighbour_table, topo_cluster_sparse
+from raypf.simulate.topo_sparse import topo_cluster_sparse
 
 
-def chain_table(n: int) -> np.ndarray:
-    """A 1-D chain 0 - 1 - ... - n-1 as a padded neighbour table."""
+def chain_table(n: int):
+    """A 1-D chain 0 - 1 - ... - n-1 as a CSR adjacency."""
     i = np.arange(n - 1)
-    m = coo_matrix((np.ones(2 * (n - 1)), (np.r_[i, i + 1], np.r_[i + 1, i])), shape=(n, n)).tocsr()
-    return neighbour_table(m.indptr, m.indices)
+    return coo_matrix((np.ones(2 * (n - 1)), (np.r_[i, i + 1], np.r_[i + 1, i])), shape=(n, n)).tocsr()
 
 
 def cluster(sig: np.ndarray, n_cells: int | None = None, table=None):
@@ -92,6 +91,6 @@ def test_grid_with_diagonals():
     sig = np.zeros(25)
     sig[12] = 6.0
     cells = np.array([12])
-    out, labels, boundary = topo_cluster_sparse(cells, sig[cells], neighbour_table(m.indptr, m.indices), 25)
+    out, labels, boundary = topo_cluster_sparse(cells, sig[cells], m, 25)
     assert sorted(out.tolist()) == [6, 7, 8, 11, 12, 13, 16, 17, 18]
     assert boundary.sum() == 8 and np.all(labels == 0)
