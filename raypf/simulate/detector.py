@@ -245,22 +245,29 @@ class Detector:
         e_true = np.where(has, truth.signal_energy[sp] if len(truth.signal_energy) else 0.0, 0.0)
         e_em = np.where(has, truth.signal_em[sp] if len(truth.signal_em) else 0.0, 0.0)
 
-        # cluster kinematics: energy-weighted barycentre (positive energies), phi relative to the first cell
+        # cluster kinematics: energy-weighted barycentre (positive energies), phi relative to the first cell.
+        # Cells are sorted by label, so every per-cluster sum is one reduceat over contiguous segments.
         eta_c = geo.eta[local].astype(np.float64)
         phi_c = geo.phi[local].astype(np.float64)
         n_cl = len(starts)
         w = np.maximum(energy, 0.0)
-        wsum = np.bincount(labels, weights=w, minlength=n_cl)
-        w = np.where((wsum <= 0)[labels], np.abs(energy) + 1e-12, w)
-        wsum = np.bincount(labels, weights=w, minlength=n_cl)
+        wsum = np.add.reduceat(w, starts) if n_cl else np.zeros(0)
+        negative = np.nonzero((wsum <= 0)[labels])[0]  # clusters of negative noise: weight by |E| instead
+        w[negative] = np.abs(energy[negative]) + 1e-12
+        wsum += np.bincount(labels[negative], weights=w[negative], minlength=n_cl)  # their sum was exactly 0
         dphi = phi_c - phi_c[starts][labels]  # within one cluster: wrap once at most
         dphi = np.where(dphi > np.pi, dphi - 2 * np.pi, np.where(dphi < -np.pi, dphi + 2 * np.pi, dphi))
-        cl_eta = np.bincount(labels, weights=w * eta_c, minlength=n_cl) / wsum
-        cl_phi = wrap_phi(phi_c[starts] + np.bincount(labels, weights=w * dphi, minlength=n_cl) / wsum)
-        cl_e = np.bincount(labels, weights=energy, minlength=n_cl)
-        em_sum = np.bincount(labels, weights=e_em, minlength=n_cl)
-        tot_sum = np.bincount(labels, weights=e_true, minlength=n_cl)
-        em_frac = np.where(tot_sum > 0, em_sum / np.maximum(tot_sum, 1e-12), 0.5)
+        columns = np.empty((len(cells), 5))
+        columns[:, 0] = w * eta_c
+        columns[:, 1] = w * dphi
+        columns[:, 2] = energy
+        columns[:, 3] = e_em
+        columns[:, 4] = e_true
+        sums = np.add.reduceat(columns, starts, axis=0) if n_cl else np.zeros((0, 5))
+        cl_eta = sums[:, 0] / wsum
+        cl_phi = wrap_phi(phi_c[starts] + sums[:, 1] / wsum)
+        cl_e = sums[:, 2]
+        em_frac = np.where(sums[:, 4] > 0, sums[:, 3] / np.maximum(sums[:, 4], 1e-12), 0.5)
         em_prob = np.clip(em_frac + 0.1 * rng.standard_normal(n_cl), 0.0, 1.0)
 
         f32 = np.float32

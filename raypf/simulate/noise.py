@@ -35,12 +35,14 @@ def tail_cells(n_total: int, grow: float, rng: np.random.Generator) -> np.ndarra
 
 def tail_values(n: int, grow: float, rng: np.random.Generator) -> np.ndarray:
     """Standard-normal values conditioned on |x| > grow (Marsaglia's tail method, exact)."""
-    out = np.empty(0)
+    out = np.empty(0, dtype=np.float32)
     while len(out) < n:
         m = int(1.2 * (n - len(out))) + 16
-        x = np.sqrt(grow * grow - 2.0 * np.log1p(-rng.random(m)))
-        out = np.concatenate([out, x[rng.random(m) * x < grow]])
-    return np.where(rng.random(n) < 0.5, -out[:n], out[:n])
+        x = np.sqrt(np.float32(grow * grow) - 2.0 * np.log1p(-rng.random(m, dtype=np.float32)))
+        out = np.concatenate([out, x[rng.random(m, dtype=np.float32) * x < grow]])
+    out = out[:n]
+    out[rng.random(n, dtype=np.float32) < 0.5] *= -1
+    return out
 
 
 def quiet_values(n: int, grow: float, rng: np.random.Generator) -> np.ndarray:

@@ -125,8 +125,8 @@ def longitudinal(
     p, lay = np.nonzero(active)
     if len(p) == 0:
         return p, lay, np.zeros((0, 4))
-    # order pairs along each particle's path (particles stay grouped: p is the major key)
-    order = np.lexsort((inter.path[p, lay], p))
+    # order pairs along each particle's path (particles stay grouped: p is the major key; paths < 1e6 mm)
+    order = np.argsort(p * 1e6 + inter.path[p, lay])
     p, lay = p[order], lay[order]
     abs_eta = abs_eta_all[p, lay]
     pf = np.where(barrel[lay], np.minimum(np.cosh(abs_eta), 3.0), 1.0 / np.tanh(np.maximum(abs_eta, 0.1)))
