@@ -66,12 +66,30 @@ def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | No
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+        _set_dotted(data, dotted, value, str(path))
     return validate_config(model, data, str(path))
+
+
+def _set_dotted(data: dict, dotted: str, value: Any, source: str) -> None:
+    """Set ``a.b.0.c`` in nested dicts and lists; missing dict levels are created."""
+    node: Any = data
+    *parents, leaf = dotted.split(".")
+    for i, part in enumerate([*parents, leaf]):
+        last = i == len(parents)
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{source}: override '{dotted}': no list item {part!r} (list has {len(node)} items)")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"{source}: override '{dotted}': '{part}' is inside a value, not a mapping or list")
 
 
 def config_hash(cfg: BaseModel, length: int = 10) -> str:

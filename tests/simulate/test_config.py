@@ -70,3 +70,13 @@ def test_default_config_loads():
 
     cfg = load_config(SimulateConfig, Path(__file__).parents[2] / "configs" / "simulate.yaml")
     assert {s.set for s in cfg.samples} >= {"rho", "delta", "JZ2", "JZ3"}
+
+
+def test_overrides_reach_into_lists_and_name_bad_paths(tmp_path):
+    path = _write(tmp_path, {"samples": [{"set": "rho"}, {"set": "JZ3"}]})
+    cfg = load_config(SimulateConfig, path, {"samples.1.events_per_file": 7, "detector.noise_scale": 0.5, "seed": 3})
+    assert cfg.samples[1].events_per_file == 7 and cfg.detector.noise_scale == 0.5 and cfg.seed == 3
+    with pytest.raises(ConfigError, match="samples.5.files"):
+        load_config(SimulateConfig, path, {"samples.5.files": 1})
+    with pytest.raises(ConfigError, match="key 'samples.0.fils'"):
+        load_config(SimulateConfig, path, {"samples.0.fils": 1})
