@@ -227,7 +227,9 @@ class Detector:
     def _cluster_branches(self, cells, labels, energy, signal, truth: CellTruth, first, n_events, rng):
         """MLTree cluster and cluster-cell branches; clusters per event by descending significance."""
         geo, nc = self.geo, self.geo.n_cells
-        order = np.argsort(labels, kind="stable")  # labels run over events, then significance
+        # labels run over events, then significance; numpy radix-sorts 16-bit keys, 8x faster than int32
+        key = labels.astype(np.uint16) if len(labels) and labels.max() < 2**16 else labels
+        order = np.argsort(key, kind="stable")
         cells, labels, energy, signal = cells[order], labels[order], energy[order], signal[order]
         event, local = cells // nc, cells % nc
         n_cells_cl = np.bincount(labels, minlength=int(labels.max()) + 1 if len(labels) else 0)

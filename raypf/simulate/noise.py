@@ -34,11 +34,16 @@ def tail_cells(n_total: int, grow: float, rng: np.random.Generator) -> np.ndarra
 
 
 def tail_values(n: int, grow: float, rng: np.random.Generator) -> np.ndarray:
-    """Standard-normal values conditioned on |x| > grow (Marsaglia's tail method, exact)."""
+    """Standard-normal values conditioned on |x| > grow.
+
+    Marsaglia's tail method, exact: x = sqrt(grow^2 + 2E) with E ~ Exp(1), kept
+    with probability grow / x; the exponential comes from numpy's fast ziggurat.
+    """
     out = np.empty(0, dtype=np.float32)
+    g2 = np.float32(grow * grow)
     while len(out) < n:
         m = int(1.2 * (n - len(out))) + 16
-        x = np.sqrt(np.float32(grow * grow) - 2.0 * np.log1p(-rng.random(m, dtype=np.float32)))
+        x = np.sqrt(g2 + 2.0 * rng.standard_exponential(m, dtype=np.float32))
         out = np.concatenate([out, x[rng.random(m, dtype=np.float32) * x < grow]])
     out = out[:n]
     out[rng.random(n, dtype=np.float32) < 0.5] *= -1

@@ -233,7 +233,7 @@ def spread(
     eta = inter.eta[p_rep, l_rep] + r * np.cos(alpha) / scale
     phi = inter.phi[p_rep, l_rep] + r * np.sin(alpha) / scale
     cell = np.full(len(rep), -1, dtype=np.int64)
-    by_layer = np.argsort(l_rep, kind="stable")  # one pass, then contiguous slices per layer
+    by_layer = np.argsort(l_rep.astype(np.uint8), kind="stable")  # radix sort, then contiguous slices per layer
     bounds = np.searchsorted(l_rep[by_layer], np.arange(inter.eta.shape[1] + 1))
     for lay in range(inter.eta.shape[1]):  # loop over the 19 layers, not over spots
         sel = by_layer[bounds[lay] : bounds[lay + 1]]
