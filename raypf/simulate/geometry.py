@@ -1,8 +1,9 @@
 """The ATLAS-like calorimeter: 19 layers of eta-phi cells, their noise, and who neighbours whom.
 
 Cells are ordered by layer, side, eta region, |eta| bin and phi bin, so that
-finding the cell under a point is index arithmetic, not a search. Numbers
-follow CALORIMETER.md; each layer exists at +eta and -eta.
+finding the cell under a point is index arithmetic, not a search. Positions,
+granularities and noise follow the ATLAS calorimeter (``_SPEC`` below); each
+layer exists at +eta and -eta. Phi bins start at -pi.
 """
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 
-from raypf.data.mltree_schema import LAYERS as LAYER_NAMES
+from raypf.data.mltree_schema import LAYERS as _SCHEMA_LAYERS
 
 log = logging.getLogger(__name__)
+
+#: The 19 layers in cell (and MLTree) order; one source of truth with the MLTree schema.
+LAYER_NAMES: tuple[str, ...] = tuple(_SCHEMA_LAYERS)
 
 TWO_PI = 2.0 * np.pi
 
 
 @dataclass(frozen=True)
 class Layer:
+    """One sampling layer; ``regions`` are the eta regions of one side (the other mirrors them)."""
+
     name: str
     index: int
     sampling: int  # ATLAS CaloSampling number
@@ -34,6 +40,7 @@ class Layer:
 
     @property
     def lar(self) -> bool:
+        """Liquid-argon layers (EM and HEC) get ATLAS-like IDs with bit 63 set."""
         return not self.name.startswith("Tile")
 
 
@@ -73,11 +80,13 @@ LAYERS: tuple[Layer, ...] = tuple(
 )
 assert tuple(ly.name for ly in LAYERS) == LAYER_NAMES
 
-#: Longitudinally adjacent layers whose overlapping cells are topo-cluster neighbours.
-ADJACENT_LAYERS = (
+#: Longitudinally adjacent layers whose overlapping cells are topo-cluster neighbours. The third
+#: entry, if any, names a layer between the two: they are linked only where that layer is absent
+#: (EME2 reaches HEC0 directly only beyond EME3's |eta| < 2.5).
+ADJACENT_LAYERS: tuple[tuple[str, ...], ...] = (
     ("EMB1", "EMB2"), ("EMB2", "EMB3"), ("EMB3", "TileBar0"), ("TileBar0", "TileBar1"), ("TileBar1", "TileBar2"),
     ("EMB3", "TileExt0"), ("TileExt0", "TileExt1"), ("TileExt1", "TileExt2"),
-    ("EME1", "EME2"), ("EME2", "EME3"), ("EME3", "HEC0"), ("EME2", "HEC0"),
+    ("EME1", "EME2"), ("EME2", "EME3"), ("EME3", "HEC0"), ("EME2", "HEC0", "EME3"),
     ("HEC0", "HEC1"), ("HEC1", "HEC2"), ("HEC2", "HEC3"),
     ("TileGap3", "TileExt0"), ("TileBar1", "TileGap1"), ("TileBar2", "TileGap2"),
 )  # fmt: skip
@@ -110,8 +119,22 @@ class _Block:
         return (a, b) if self.side > 0 else (-b, -a)
 
 
+@dataclass(frozen=True)
+class _LayerTable:
+    """Per-layer region arrays so ``find_cells`` is one pass of index arithmetic over all points."""
+
+    lo: np.ndarray  # (R,) |eta| low edge of each region, ascending
+    hi: np.ndarray  # (R,)
+    deta: np.ndarray  # (R,)
+    n_eta: np.ndarray  # (R,) int64
+    n_phi: np.ndarray  # (R,) int64
+    offset: np.ndarray  # (2, R) int64 first cell of (side, region); side 0 is eta < 0, 1 is eta >= 0
+
+
 @dataclass(frozen=True, eq=False)
 class CaloGeometry:
+    """Every cell's identity, position, size and noise, and the topo-clustering neighbour graph."""
+
     cell_id: np.ndarray  # uint64
     layer: np.ndarray  # int16
     sampling: np.ndarray  # int32
@@ -130,54 +153,90 @@ class CaloGeometry:
         return len(self.cell_id)
 
     def find_cells(self, layer: int, eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
-        """Cell index under each (eta, phi) in ``layer``, -1 outside its acceptance."""
-        eta = np.asarray(eta, dtype=np.float64)
-        phi = np.asarray(phi, dtype=np.float64)
-        out = np.full(eta.shape, -1, dtype=np.int64)
+        """Cell index under each (eta, phi) in ``layer``, -1 outside its acceptance (or for non-finite input).
+
+        Regions are half-open in |eta|, ``[lo, hi)``; phi wraps, so any real phi maps to a bin.
+        Arithmetic on the cell ordering, so millions of shower spots cost a few array passes.
+        """
+        t = self._tables[layer]
+        eta, phi = np.broadcast_arrays(np.asarray(eta, dtype=np.float64), np.asarray(phi, dtype=np.float64))
+        shape = eta.shape
+        eta, phi = eta.ravel(), phi.ravel()
         a = np.abs(eta)
-        pos = eta >= 0
-        u = np.mod(phi + np.pi, TWO_PI) / TWO_PI  # in [0, 1)
-        for b in self._by_layer[layer]:
-            sel = (a >= b.lo) & (a < b.hi) & (pos == (b.side > 0))
-            if not sel.any():
-                continue
-            ieta = np.minimum(((a[sel] - b.lo) / b.deta).astype(np.int64), b.n_eta - 1)
-            iphi = np.minimum((u[sel] * b.n_phi).astype(np.int64), b.n_phi - 1)
-            out[sel] = b.offset + ieta * b.n_phi + iphi
-        return out
+        r = np.zeros(a.shape, dtype=np.intp)  # region: count of inner region edges at or below |eta|
+        for edge in t.lo[1:]:
+            r += a >= edge
+        inside = (a >= t.lo[0]) & (a < t.hi[r]) & np.isfinite(phi)
+        x = (a - t.lo[r]) / t.deta[r]
+        x[~inside] = 0.0
+        ieta = np.minimum(x.astype(np.int64), t.n_eta[r] - 1)
+        u = (phi + np.pi) * (1.0 / TWO_PI)
+        with np.errstate(invalid="ignore"):  # infinite phi: already outside
+            u -= np.floor(u)  # in [0, 1]: cheaper than np.mod
+        u[~inside] = 0.0
+        n_phi = t.n_phi[r]
+        iphi = np.minimum((u * n_phi).astype(np.int64), n_phi - 1)
+        cell = t.offset[(eta >= 0).astype(np.intp), r] + ieta * n_phi + iphi
+        cell[~inside] = -1
+        return cell.reshape(shape)
 
     @functools.cached_property
-    def _by_layer(self) -> dict[int, list[_Block]]:
-        out: dict[int, list[_Block]] = {i: [] for i in range(len(LAYERS))}
-        for b in self.blocks:
-            out[b.layer].append(b)
-        return out
+    def _tables(self) -> tuple[_LayerTable, ...]:
+        out = []
+        for ly in LAYERS:
+            blocks = sorted((b for b in self.blocks if b.layer == ly.index), key=lambda b: (b.side, b.lo))
+            pos = [b for b in blocks if b.side > 0]
+            offset = np.array([[b.offset for b in blocks if b.side < 0], [b.offset for b in pos]], dtype=np.int64)
+            out.append(
+                _LayerTable(
+                    lo=np.array([b.lo for b in pos]),
+                    hi=np.array([b.hi for b in pos]),
+                    deta=np.array([b.deta for b in pos]),
+                    n_eta=np.array([b.n_eta for b in pos], dtype=np.int64),
+                    n_phi=np.array([b.n_phi for b in pos], dtype=np.int64),
+                    offset=offset,
+                )
+            )
+        return tuple(out)
 
 
-def _interval_pairs(a_lo, a_hi, b_lo, b_hi, touching: bool) -> tuple[np.ndarray, np.ndarray]:
+_EPS = 1e-9
+
+
+def _interval_pairs(
+    a_lo: np.ndarray, a_hi: np.ndarray, b_lo: np.ndarray, b_hi: np.ndarray, touching: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs of intervals from two small sets that overlap (or touch, if ``touching``)."""
-    eps = 1e-9
     ov = np.minimum(a_hi[:, None], b_hi[None, :]) - np.maximum(a_lo[:, None], b_lo[None, :])
-    return np.nonzero(ov > (-eps if touching else eps))
+    return np.nonzero(ov > (-_EPS if touching else _EPS))
 
 
 def _phi_pairs(na: int, nb: int, touching: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Overlapping phi bins of two grids starting at -pi, with wrap-around."""
+    """Overlapping (or touching) phi bins of two grids starting at -pi, with wrap-around."""
     ea = np.arange(na + 1) / na
     eb = np.arange(nb + 1) / nb
     i, j = _interval_pairs(ea[:-1], ea[1:], eb[:-1], eb[1:], touching)
     if touching:  # the first and last bins touch across the wrap
-        extra_i = np.array([0, na - 1]) if na > 1 or nb > 1 else np.empty(0, int)
-        extra_j = np.array([nb - 1, 0]) if na > 1 or nb > 1 else np.empty(0, int)
-        i, j = np.concatenate([i, extra_i]), np.concatenate([j, extra_j])
+        i, j = np.concatenate([i, [0, na - 1]]), np.concatenate([j, [nb - 1, 0]])
     return i, j
 
 
-def _block_pairs(a: _Block, b: _Block, touching: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Cell pairs between two blocks whose eta-phi rectangles overlap (or touch)."""
+def _block_pairs(
+    a: _Block, b: _Block, touching: bool, exclude: tuple[float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cell pairs between two blocks whose eta-phi rectangles overlap (or touch).
+
+    ``exclude`` is an |eta| range: pairs whose eta overlap lies entirely inside it are dropped.
+    """
     ea_lo, ea_hi = a.eta_edges()
     eb_lo, eb_hi = b.eta_edges()
     ie, je = _interval_pairs(ea_lo, ea_hi, eb_lo, eb_hi, touching)
+    if exclude is not None and len(ie):
+        o1 = np.abs(np.maximum(ea_lo[ie], eb_lo[je]))
+        o2 = np.abs(np.minimum(ea_hi[ie], eb_hi[je]))
+        lo, hi = np.minimum(o1, o2), np.maximum(o1, o2)
+        keep = (np.minimum(hi, exclude[0]) - lo > _EPS) | (hi - np.maximum(lo, exclude[1]) > _EPS)
+        ie, je = ie[keep], je[keep]
     ip, jp = _phi_pairs(a.n_phi, b.n_phi, touching)
     if len(ie) == 0 or len(ip) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -187,12 +246,9 @@ def _block_pairs(a: _Block, b: _Block, touching: bool) -> tuple[np.ndarray, np.n
 
 
 def _grid_pairs(b: _Block) -> tuple[np.ndarray, np.ndarray]:
-    """The 8-neighbourhood inside one block, phi wrapping around."""
+    """The 8-neighbourhood inside one block, phi wrapping around (each pair once)."""
     g = b.ids()
-    src, dst = [], []
-    right = np.roll(g, -1, axis=1)
-    src.append(g.ravel())
-    dst.append(right.ravel())  # phi neighbour
+    src, dst = [g.ravel()], [np.roll(g, -1, axis=1).ravel()]  # phi neighbour
     if b.n_eta > 1:
         for shift in (0, 1, -1):  # eta neighbour and the two diagonals
             src.append(g[:-1].ravel())
@@ -201,6 +257,12 @@ def _grid_pairs(b: _Block) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _neighbours(blocks: list[_Block], n: int) -> csr_matrix:
+    """ATLAS all3D-like adjacency: 8 neighbours in a layer (also across eta = 0 and region edges),
+    overlapping cells across longitudinally adjacent layers.
+
+    Same-layer links between blocks use touching rectangles, so a cell at a region edge keeps
+    its diagonal neighbours; cross-layer links need a positive overlap area.
+    """
     src, dst = [], []
     for b in blocks:
         s, d = _grid_pairs(b)
@@ -213,19 +275,23 @@ def _neighbours(blocks: list[_Block], n: int) -> csr_matrix:
     for layer_blocks in by_layer.values():
         for i, a in enumerate(layer_blocks):
             for b in layer_blocks[i + 1 :]:
-                if (a.side == b.side and (abs(a.hi - b.lo) < 1e-9 or abs(b.hi - a.lo) < 1e-9)) or (
-                    a.side != b.side and a.lo == 0.0 and b.lo == 0.0
-                ):
+                same_side_edge = a.side == b.side and (abs(a.hi - b.lo) < _EPS or abs(b.hi - a.lo) < _EPS)
+                across_zero = a.side != b.side and a.lo == 0.0 and b.lo == 0.0
+                if same_side_edge or across_zero:
                     s, d = _block_pairs(a, b, touching=True)
                     src.append(s)
                     dst.append(d)
     # between longitudinally adjacent layers: overlapping rectangles
     index = {ly.name: ly.index for ly in LAYERS}
-    for la, lb in ADJACENT_LAYERS:
+    for la, lb, *between in ADJACENT_LAYERS:
+        exclude = None
+        if between:
+            mid = LAYERS[index[between[0]]].regions
+            exclude = (min(r[0] for r in mid), max(r[1] for r in mid))
         for a in by_layer[index[la]]:
             for b in by_layer[index[lb]]:
                 if a.side == b.side:
-                    s, d = _block_pairs(a, b, touching=False)
+                    s, d = _block_pairs(a, b, touching=False, exclude=exclude)
                     src.append(s)
                     dst.append(d)
     s, d = np.concatenate(src), np.concatenate(dst)
@@ -248,9 +314,16 @@ def _cell_ids(layer: Layer, side: int, region: int, ieta: np.ndarray, iphi: np.n
 
 @functools.lru_cache(maxsize=4)
 def build_geometry(seed: int = 12345) -> CaloGeometry:
-    """Build (once per process) every cell, its noise and the neighbour graph."""
+    """Every cell, its noise and the neighbour graph, built once per process and shared.
+
+    Every file written needs the same geometry, so it is cached; its arrays are made
+    read-only so no caller can corrupt the shared copy. ``seed`` fixes the per-cell
+    noise factors exp(N(0, 0.1)), making the noise map reproducible across processes.
+    """
     rng = np.random.default_rng(seed)
-    blocks, cols = [], {k: [] for k in ("id", "layer", "sampling", "eta", "phi", "deta", "dphi", "rperp", "volume", "sigma")}
+    columns = ("id", "layer", "sampling", "eta", "phi", "deta", "dphi", "rperp", "volume", "sigma")
+    blocks: list[_Block] = []
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in columns}
     offset = 0
     for ly in LAYERS:
         for side in (-1, 1):
@@ -295,5 +368,7 @@ def build_geometry(seed: int = 12345) -> CaloGeometry:
         neighbours=_neighbours(blocks, offset),
         blocks=tuple(blocks),
     )
+    for name in ("cell_id", "layer", "sampling", "eta", "phi", "deta", "dphi", "rperp", "volume", "sigma"):
+        getattr(geo, name).setflags(write=False)
     log.debug("built calorimeter geometry: %d cells, %d neighbour links", geo.n_cells, geo.neighbours.nnz // 2)
     return geo
