@@ -97,6 +97,26 @@ def _layer_table(layer_names: tuple[str, ...]) -> dict[str, np.ndarray]:
     }
 
 
+def _profile_fraction(shape: np.ndarray, x_start: np.ndarray, x_end: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Share of a Gamma(shape) profile between x_start and x_end, for pairs ordered along each path.
+
+    A layer's start is usually the previous layer's end, so its CDF is reused instead of
+    evaluated again; ``first`` marks the first pair of each particle.
+    """
+    cdf_end = gammainc(shape, x_end)
+    if len(cdf_end) == 0:
+        return cdf_end
+    reuse = ~first
+    reuse[1:] &= np.abs(x_start[1:] - x_end[:-1]) < 1e-9
+    reuse[0] = False
+    cdf_start = np.empty_like(cdf_end)
+    idx = np.nonzero(reuse)[0]
+    cdf_start[idx] = cdf_end[idx - 1]
+    fresh = ~reuse
+    cdf_start[fresh] = gammainc(shape[fresh], x_start[fresh])
+    return cdf_end - cdf_start
+
+
 def _quadrature(e: np.ndarray, a: float, b: float) -> np.ndarray:
     return np.hypot(a / np.sqrt(np.maximum(e, 1e-3)), b)
 
@@ -160,7 +180,7 @@ def longitudinal(
     samp = np.maximum(1.0 + _quadrature(energy, model.em_stochastic, model.em_constant) * rng.standard_normal(n), 0.0)
     em = is_em[p]
     pe = p[em]
-    frac = gammainc(a_em[pe], EM_B * x0_end[em]) - gammainc(a_em[pe], EM_B * x0_start[em])
+    frac = _profile_fraction(a_em[pe], EM_B * x0_start[em], EM_B * x0_end[em], first[em])
     out[em, EM] = frac * (energy * samp)[pe]
 
     # --- muons and the ionisation of charged hadrons before their first interaction
@@ -191,11 +211,12 @@ def longitudinal(
     samp_h = np.maximum(1.0 + _quadrature(e_sh, model.had_stochastic, model.had_constant) * rng.standard_normal(n), 0.0)
     sh = (is_had & contained)[p]
     ps = p[sh]
-    frac_em = gammainc(a_h_em[ps], EM_B * np.maximum(x0_end[sh] - t0[ps], 0.0)) - gammainc(
-        a_h_em[ps], EM_B * np.maximum(x0_start[sh] - t0[ps], 0.0)
+    first_sh = first[sh]
+    frac_em = _profile_fraction(
+        a_h_em[ps], EM_B * np.maximum(x0_start[sh] - t0[ps], 0.0), EM_B * np.maximum(x0_end[sh] - t0[ps], 0.0), first_sh
     )
-    frac_had = gammainc(shape[ps], np.maximum(lam_end[sh] - depth[ps], 0.0) / theta) - gammainc(
-        shape[ps], np.maximum(lam_start[sh] - depth[ps], 0.0) / theta
+    frac_had = _profile_fraction(
+        shape[ps], np.maximum(lam_start[sh] - depth[ps], 0.0) / theta, np.maximum(lam_end[sh] - depth[ps], 0.0) / theta, first_sh
     )
     out[sh, HAD_EM] = frac_em * (e_sh * f_em * samp_h)[ps]
     out[sh, HAD] = frac_had * (e_sh * (1.0 - f_em) * model.h_over_e * samp_h)[ps]
