@@ -21,7 +21,7 @@ from raypf.simulate.geometry import CaloGeometry
 from raypf.simulate.propagation import LayerSurfaces, extrapolate, wrap_phi
 from raypf.simulate.scratch import Scratch
 from raypf.simulate.showers import Deposits, ShowerModel, longitudinal, spread
-from raypf.simulate.topo_sparse import topo_cluster_sparse
+from raypf.simulate.topocluster import topo_cluster_sparse
 from raypf.simulate.tracking import TrackModel, Tracks, reconstruct
 
 #: Truth particles kept (and simulated): everything that can reach the calorimeter.

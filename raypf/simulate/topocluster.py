@@ -1,37 +1,135 @@
-"""ATLAS-style 4-2-0 topological clustering of one event's cells, as sparse-graph operations.
+"""ATLAS 4-2-0 topological clustering, for a batch of events at once.
 
-Clusters are connected components of the neighbour graph restricted to cells above the
-growing threshold that contain a seed; one ``connected_components`` call finds them all,
-so there is no per-cluster Python loop. Only the rows of cells above the growing
-threshold (a few percent of the detector in a noise-only event) are ever read from the
-neighbour matrix, which keeps a full-detector event at a few milliseconds.
+Cells are global ids ``event * n_cells + cell``; the geometry's neighbour graph
+is reused for every event by offsetting, so a batch of events is one
+block-diagonal graph. Only cells above the growing threshold are passed in, and
+clusters grow breadth-first from the seeds, so the thousands of isolated noise
+cells above the growing threshold that never touch a seed cost one table write
+each, not a neighbour search. ``topo_cluster`` is the same algorithm for one
+event given every cell's energy.
 
-This is the dense per-event interface (an energy for every cell); the detector's batched
-path over cells above threshold only is ``raypf.simulate.topo_sparse``.
+Thresholds apply to |E|/sigma, so negative noise fluctuations seed and grow
+clusters as in ATLAS. A cluster is a connected component of the neighbour graph
+restricted to growing cells (|E|/sigma > grow) that holds a seed (> seed), plus
+its boundary: neighbours of its growing cells above the boundary threshold; a
+boundary cell touching several clusters joins the most significant. Clusters
+are not split at local maxima (no ATLAS cluster splitter).
 """
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
-from scipy.sparse import csr_matrix, issparse
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-log = logging.getLogger(__name__)
+from raypf.simulate.scratch import Scratch
+
+# Per-process tables over the batch's ids: growing-cell positions (later boundary labels), and
+# de-duplication stamps (always written before they are read, so never reset).
+_POSITION = Scratch(np.int32, -1)
+_STAMP = Scratch(np.int32, None)
 
 
-def _rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in ``indices`` of all entries of ``rows`` (concatenated), and each row's entry count.
+def _neighbours_of(cells: np.ndarray, graph: csr_matrix, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """(source position, neighbour global id) for every neighbour of ``cells``, via CSR row ranges."""
+    local = cells % n_cells
+    start = graph.indptr[local]
+    deg = graph.indptr[local + 1] - start
+    src = np.repeat(np.arange(len(cells)), deg)
+    pos = np.arange(len(src)) + np.repeat(start - (np.cumsum(deg) - deg), deg)
+    return src, graph.indices[pos] + (cells - local)[src]
 
-    Index arithmetic on the CSR row pointers: no sparse slicing, which would validate and
-    copy far more than these few thousand rows.
+
+def _dedupe(values: np.ndarray, stamp: np.ndarray) -> np.ndarray:
+    """Distinct values using a scratch table instead of sorting (stamps are written before read)."""
+    idx = np.arange(len(values), dtype=np.int32)
+    stamp[values] = idx
+    return values[stamp[values] == idx]
+
+
+def topo_cluster_sparse(
+    cells: np.ndarray,
+    significance: np.ndarray,
+    neighbours: csr_matrix,
+    n_cells: int,
+    seed: float = 4.0,
+    grow: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """4-2-0 clustering given every cell with |E|/sigma > grow.
+
+    ``cells`` are unique global ids and ``significance`` their E/sigma (cells not
+    listed are taken to be at or below ``grow``); ``neighbours`` is the
+    geometry's (n_cells x n_cells) adjacency. Returns ``(cluster_cells, labels, is_boundary)``:
+    clustered cells (including boundary cells, which may be cells not in
+    ``cells``), their label -- ordered by event, then by descending seed
+    significance -- and whether each is a boundary cell. A boundary cell touching
+    several clusters joins the most significant. The caller applies any boundary
+    threshold above zero, since it alone knows the quiet cells' values.
     """
-    start = indptr[rows]
-    count = indptr[rows + 1] - start
-    total = int(count.sum())
-    shift = np.repeat(start - (np.cumsum(count) - count), count)
-    return np.arange(total, dtype=shift.dtype) + shift, count
+    sig = np.abs(significance)
+    growing = sig > grow
+    g_cells, g_sig = cells[growing], sig[growing]
+    n = len(g_cells)
+    empty = np.empty(0, dtype=np.int64)
+    if n == 0 or not (g_sig > seed).any():
+        return empty, empty.astype(np.int32), empty.astype(bool)
+    size = (int(g_cells.max()) // n_cells + 1) * n_cells  # whole events, so batches of one size reuse the tables
+    position = _POSITION.take(size)
+    stamp = _STAMP.take(size)
+    touched = [g_cells]
+    try:
+        position[g_cells] = np.arange(n, dtype=np.int32)
+        # breadth-first growth from all seeds at once; every reached growing cell is expanded once
+        visited = np.zeros(n, dtype=bool)
+        frontier = np.nonzero(g_sig > seed)[0]
+        visited[frontier] = True
+        edge_src, edge_dst, b_cell, b_from = [], [], [], []
+        while len(frontier):
+            src, tgt = _neighbours_of(g_cells[frontier], neighbours, n_cells)
+            j = position[tgt]
+            is_growing = j >= 0
+            edge_src.append(frontier[src[is_growing]])
+            edge_dst.append(j[is_growing])
+            b_cell.append(tgt[~is_growing])
+            b_from.append(frontier[src[~is_growing]])
+            new = j[is_growing]
+            frontier = _dedupe(new[~visited[new]], stamp)
+            visited[frontier] = True
+
+        members = np.nonzero(visited)[0]
+        compact = np.full(n, -1, dtype=np.int64)
+        compact[members] = np.arange(len(members))
+        es, ed = compact[np.concatenate(edge_src)], compact[np.concatenate(edge_dst)]
+        m = len(members)
+        graph = coo_matrix((np.ones(len(es), dtype=np.int8), (es, ed)), shape=(m, m))
+        n_comp, comp = connected_components(graph, directed=False)
+
+        peak = np.zeros(n_comp)
+        np.maximum.at(peak, comp, g_sig[members])
+        comp_event = np.zeros(n_comp, dtype=np.int64)
+        comp_event[comp] = g_cells[members] // n_cells
+        rank = np.empty(n_comp, dtype=np.int64)
+        rank[np.lexsort((-peak, comp_event))] = np.arange(n_comp)
+        label_of = np.full(n, -1, dtype=np.int64)
+        label_of[members] = rank[comp]
+
+        # boundary: neighbours of clustered growing cells that are not growing. Their position slots
+        # hold -1; writing label - big there with a minimum leaves the best (lowest) label.
+        bc = np.concatenate(b_cell)
+        bl = label_of[np.concatenate(b_from)]
+        big = n_comp + 2
+        np.minimum.at(position, bc, (bl - big).astype(np.int32))
+        touched.append(bc)
+        bc = _dedupe(bc, stamp)
+        bl = position[bc].astype(np.int64) + big
+    finally:
+        _POSITION.give_back(*touched)
+        _STAMP.give_back()
+
+    out_cells = np.concatenate([g_cells[members], bc])
+    out_labels = np.concatenate([label_of[members], bl]).astype(np.int32)
+    boundary = np.concatenate([np.zeros(m, dtype=bool), np.ones(len(bc), dtype=bool)])
+    return out_cells, out_labels, boundary
 
 
 def topo_cluster(
@@ -42,79 +140,24 @@ def topo_cluster(
     grow: float = 2.0,
     boundary: float = 0.0,
 ) -> np.ndarray:
-    """Cluster label per cell (int32, -1 = not clustered), labels 0..k-1 ordered by descending seed
-    significance |E|/sigma of the cluster's most significant cell.
+    """Cluster label per cell of one event (int32, -1 = not clustered).
 
-    Thresholds apply to the absolute significance |E|/sigma, so negative noise fluctuations
-    seed and grow clusters as in ATLAS (which keeps the noise symmetric). A cell is:
-
-    * a seed if |E|/sigma > ``seed``;
-    * a growing cell if |E|/sigma > ``grow``: a cluster is a connected component of the
-      neighbour graph restricted to growing cells that holds at least one seed, so two seeds
-      joined by growing cells end up in one cluster (seeds must exceed ``grow`` too);
-    * a boundary cell if it is not in a cluster, neighbours a cluster's growing cell and has
-      |E|/sigma > ``boundary`` (strictly: with the default 0, a cell of exactly zero energy
-      is not added). A boundary cell touching several clusters joins the most significant
-      one (the lowest label).
-
-    Clusters are not split at local maxima (no ATLAS cluster splitter), so nearby showers
-    that touch through growing cells stay one cluster. Ties in peak significance are broken
-    by the lowest cell index. ``sigma`` must be positive; cells with 0/0 significance are
-    never clustered. ``neighbours`` is the symmetric (n, n) adjacency, e.g.
-    ``CaloGeometry.neighbours``.
+    Labels 0..k-1 run by descending seed significance; ties go to the cluster with
+    the lowest cell index. The boundary test is strict: with the default 0 a cell of
+    exactly zero energy is not added. ``sigma`` must be positive (0/0 never clusters).
     """
     if not seed >= grow >= boundary:
         raise ValueError(f"need seed >= grow >= boundary, got {seed}, {grow}, {boundary}")
-    if not (issparse(neighbours) and neighbours.format == "csr"):
-        neighbours = csr_matrix(neighbours)
+    neighbours = csr_matrix(neighbours)
     energy = np.asarray(energy)
     n = len(energy)
     if neighbours.shape != (n, n) or np.shape(sigma) != (n,):
         raise ValueError(f"energy {energy.shape}, sigma {np.shape(sigma)} and neighbours {neighbours.shape} disagree")
     with np.errstate(divide="ignore", invalid="ignore"):
         sig = np.abs(energy) / sigma
-    labels = np.full(n, -1, dtype=np.int32)
-
-    g_cells = np.flatnonzero(sig > grow)  # ascending, so component ids follow the lowest cell index
-    g_sig = sig[g_cells]
-    seeds = np.flatnonzero(g_sig > seed)
-    if len(seeds) == 0:
-        return labels
-    n_g = len(g_cells)
-
-    # the subgraph on growing cells, straight from the rows of the growing cells
-    compact = np.full(n, -1, dtype=np.int32)  # cell -> position among growing cells
-    compact[g_cells] = np.arange(n_g, dtype=np.int32)
-    pos, count = _rows(neighbours.indptr, g_cells)
-    target = compact[neighbours.indices[pos]]
-    keep = target >= 0
-    kept_before = np.concatenate([[0], np.cumsum(keep)])
-    row_start = np.concatenate([[0], np.cumsum(count)])
-    sub = csr_matrix((np.ones(int(keep.sum()), dtype=np.int8), target[keep], kept_before[row_start]), shape=(n_g, n_g))
-    n_comp, comp = connected_components(sub, directed=True, connection="weak")
-
-    # clusters: components holding a seed, ranked by their most significant seed
-    peak = np.full(n_comp, -np.inf)
-    np.maximum.at(peak, comp[seeds], g_sig[seeds])
-    clustered = np.flatnonzero(np.isfinite(peak))
-    order = clustered[np.argsort(-peak[clustered], kind="stable")]
-    label_of_comp = np.full(n_comp, -1, dtype=np.int32)
-    label_of_comp[order] = np.arange(len(order), dtype=np.int32)
-    g_label = label_of_comp[comp]
-    members = np.flatnonzero(g_label >= 0)
-    labels[g_cells[members]] = g_label[members]
-
-    # boundary: non-growing neighbours of clustered cells above the boundary threshold; the
-    # lowest label wins, by sorting the (cell, label) pairs and keeping each cell's first
-    pos, count = _rows(neighbours.indptr, g_cells[members])
-    cell = neighbours.indices[pos]
-    label = np.repeat(g_label[members], count)
-    ok = (labels[cell] < 0) & (sig[cell] > boundary)
-    cell, label = cell[ok], label[ok]
-    if len(cell):
-        by = np.lexsort((label, cell))
-        cell, label = cell[by], label[by]
-        first = np.concatenate([[True], cell[1:] != cell[:-1]])
-        labels[cell[first]] = label[first]
-    log.debug("topo_cluster: %d growing cells, %d clusters", n_g, len(order))
-    return labels
+    cells = np.flatnonzero(sig > grow)
+    out, labels, is_boundary = topo_cluster_sparse(cells, sig[cells], neighbours, n, seed, grow)
+    keep = ~is_boundary | (sig[out] > boundary)
+    result = np.full(n, -1, dtype=np.int32)
+    result[out[keep]] = labels[keep]
+    return result
