@@ -98,6 +98,7 @@ class Detector:
         # per-batch lookup tables over event * n_cells ids, reused across batches
         self._signal_pos = Scratch(np.int32, -1)
         self._energy_of = Scratch(np.float32, np.nan)
+        self._sigma_of: np.ndarray = np.empty(0)  # sigma tiled over a batch: a gather instead of id % n_cells
         self._touched: list[np.ndarray] = []
 
     # -- stages -----------------------------------------------------------------------------------
@@ -127,32 +128,37 @@ class Detector:
             self._energy_of.give_back(*self._touched)
             self._touched.clear()
 
+    def _batch_sigma(self, n_events: int) -> np.ndarray:
+        if len(self._sigma_of) < n_events * self.geo.n_cells:
+            self._sigma_of = np.tile(np.maximum(self.sigma, 1e-12).astype(np.float32), n_events)
+        return self._sigma_of
+
     def _digitise(self, truth: CellTruth, n_events: int, rng: np.random.Generator, signal_pos, energy_of):
         nc, cfg = self.geo.n_cells, self.cfg
         grow = cfg.topo_grow
+        sigma_of = self._batch_sigma(n_events)
         signal_pos[truth.signal_cells] = np.arange(len(truth.signal_cells), dtype=np.int32)
         self._touched.append(truth.signal_cells)
-        energy_of[truth.signal_cells] = truth.signal_energy + self.sigma[truth.signal_cells % nc] * rng.standard_normal(
+        energy_of[truth.signal_cells] = truth.signal_energy + sigma_of[truth.signal_cells] * rng.standard_normal(
             len(truth.signal_cells)
         )
         if cfg.noise_scale > 0:
             tails = noise.tail_cells(n_events * nc, grow, rng)
             tails = tails[signal_pos[tails] < 0]
-            energy_of[tails] = self.sigma[tails % nc] * noise.tail_values(len(tails), grow, rng)
+            energy_of[tails] = sigma_of[tails] * noise.tail_values(len(tails), grow, rng)
             self._touched.append(tails)
             cells = np.concatenate([truth.signal_cells, tails])
         else:
             cells = truth.signal_cells
-        sigma = np.maximum(self.sigma[cells % nc], 1e-12)
-        significance = energy_of[cells] / sigma  # float32 precision is ample for thresholds
+        significance = energy_of[cells] / sigma_of[cells]  # float32 precision is ample for thresholds
         c_cells, labels, _ = topo_cluster_sparse(cells, significance, self.geo.neighbours, nc, cfg.topo_seed, grow)
         # quiet boundary cells (|E| <= grow sigma, never drawn so far) get their noise now
         c_energy = energy_of[c_cells].astype(np.float64)
         quiet = np.isnan(c_energy)
         scale = float(cfg.noise_scale > 0)
-        c_energy[quiet] = self.sigma[c_cells[quiet] % nc] * noise.quiet_values(int(quiet.sum()), grow, rng) * scale
+        c_energy[quiet] = sigma_of[c_cells[quiet]] * noise.quiet_values(int(quiet.sum()), grow, rng) * scale
         if cfg.topo_boundary > 0:
-            keep = np.abs(c_energy) / np.maximum(self.sigma[c_cells % nc], 1e-12) > cfg.topo_boundary
+            keep = np.abs(c_energy) / sigma_of[c_cells] > cfg.topo_boundary
             c_cells, labels, c_energy = c_cells[keep], labels[keep], c_energy[keep]
         return c_cells, labels, c_energy, signal_pos[c_cells]
 
@@ -231,7 +237,7 @@ class Detector:
         key = labels.astype(np.uint16) if len(labels) and labels.max() < 2**16 else labels
         order = np.argsort(key, kind="stable")
         cells, labels, energy, signal = cells[order], labels[order], energy[order], signal[order]
-        event, local = cells // nc, cells % nc
+        event, local = np.divmod(cells, nc)
         n_cells_cl = np.bincount(labels, minlength=int(labels.max()) + 1 if len(labels) else 0)
         starts = np.cumsum(n_cells_cl) - n_cells_cl
         n_cluster = np.bincount(event[starts], minlength=n_events) if len(starts) else np.zeros(n_events, np.int64)
@@ -249,8 +255,8 @@ class Detector:
 
         # cluster kinematics: energy-weighted barycentre (positive energies), phi relative to the first cell.
         # Cells are sorted by label, so every per-cluster sum is one reduceat over contiguous segments.
-        eta_c = geo.eta[local].astype(np.float64)
-        phi_c = geo.phi[local].astype(np.float64)
+        eta_c = geo.eta[local]
+        phi_c = geo.phi[local]
         n_cl = len(starts)
         w = np.maximum(energy, 0.0)
         wsum = np.add.reduceat(w, starts) if n_cl else np.zeros(0)
@@ -258,7 +264,8 @@ class Detector:
         w[negative] = np.abs(energy[negative]) + 1e-12
         wsum += np.bincount(labels[negative], weights=w[negative], minlength=n_cl)  # their sum was exactly 0
         dphi = phi_c - phi_c[starts][labels]  # within one cluster: wrap once at most
-        dphi = np.where(dphi > np.pi, dphi - 2 * np.pi, np.where(dphi < -np.pi, dphi + 2 * np.pi, dphi))
+        dphi[dphi > np.pi] -= np.float32(2 * np.pi)
+        dphi[dphi < -np.pi] += np.float32(2 * np.pi)
         columns = np.empty((len(cells), 5))
         columns[:, 0] = w * eta_c
         columns[:, 1] = w * dphi
