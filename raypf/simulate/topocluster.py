@@ -79,44 +79,54 @@ def topo_cluster_sparse(
     touched = [g_cells]
     try:
         position[g_cells] = np.arange(n, dtype=np.int32)
-        # breadth-first growth from all seeds at once; every reached growing cell is expanded once
-        visited = np.zeros(n, dtype=bool)
-        frontier = np.nonzero(g_sig > seed)[0]
-        visited[frontier] = True
-        edge_src, edge_dst, b_cell, b_from = [], [], [], []
+        # Breadth-first growth from all seeds at once. Each growing cell takes the label of the
+        # seed whose front reached it first; where two fronts meet, a (seed, seed) merge is noted,
+        # so connected components are needed only on the small graph of seeds.
+        seeds = np.nonzero(g_sig > seed)[0]
+        lab = np.full(n, -1, dtype=np.int64)
+        lab[seeds] = np.arange(len(seeds))
+        frontier = seeds
+        merge_a, merge_b, b_cell, b_lab = [], [], [], []
         while len(frontier):
             src, tgt = _neighbours_of(g_cells[frontier], neighbours, n_cells)
             j = position[tgt]
             is_growing = j >= 0
-            edge_src.append(frontier[src[is_growing]])
-            edge_dst.append(j[is_growing])
+            src_lab = lab[frontier][src]
             b_cell.append(tgt[~is_growing])
-            b_from.append(frontier[src[~is_growing]])
-            new = j[is_growing]
-            frontier = _dedupe(new[~visited[new]], stamp)
-            visited[frontier] = True
+            b_lab.append(src_lab[~is_growing])
+            jg, lg = j[is_growing], src_lab[is_growing]
+            known = lab[jg]
+            reached = known >= 0
+            meet = reached & (known != lg)
+            merge_a.append(known[meet])
+            merge_b.append(lg[meet])
+            new, new_lab = jg[~reached], lg[~reached]
+            lab[new] = new_lab  # several fronts may claim a cell in one step: one wins, the rest merge
+            winner = lab[new]
+            lost = winner != new_lab
+            merge_a.append(winner[lost])
+            merge_b.append(new_lab[lost])
+            frontier = _dedupe(new, stamp)
 
-        members = np.nonzero(visited)[0]
-        compact = np.full(n, -1, dtype=np.int64)
-        compact[members] = np.arange(len(members))
-        es, ed = compact[np.concatenate(edge_src)], compact[np.concatenate(edge_dst)]
-        m = len(members)
-        graph = coo_matrix((np.ones(len(es), dtype=np.int8), (es, ed)), shape=(m, m))
-        n_comp, comp = connected_components(graph, directed=False)
-
+        n_seeds = len(seeds)
+        ma, mb = np.concatenate(merge_a), np.concatenate(merge_b)
+        graph = coo_matrix((np.ones(len(ma), dtype=np.int8), (ma, mb)), shape=(n_seeds, n_seeds))
+        n_comp, seed_comp = connected_components(graph, directed=False)
         peak = np.zeros(n_comp)
-        np.maximum.at(peak, comp, g_sig[members])
+        np.maximum.at(peak, seed_comp, g_sig[seeds])
         comp_event = np.zeros(n_comp, dtype=np.int64)
-        comp_event[comp] = g_cells[members] // n_cells
+        comp_event[seed_comp] = g_cells[seeds] // n_cells
         rank = np.empty(n_comp, dtype=np.int64)
         rank[np.lexsort((-peak, comp_event))] = np.arange(n_comp)
-        label_of = np.full(n, -1, dtype=np.int64)
-        label_of[members] = rank[comp]
+        seed_label = rank[seed_comp]
+        members = np.nonzero(lab >= 0)[0]
+        member_label = seed_label[lab[members]]
+        m = len(members)
 
         # boundary: neighbours of clustered growing cells that are not growing. Their position slots
         # hold -1; writing label - big there with a minimum leaves the best (lowest) label.
         bc = np.concatenate(b_cell)
-        bl = label_of[np.concatenate(b_from)]
+        bl = seed_label[np.concatenate(b_lab)]
         big = n_comp + 2
         np.minimum.at(position, bc, (bl - big).astype(np.int32))
         touched.append(bc)
@@ -127,7 +137,7 @@ def topo_cluster_sparse(
         _STAMP.give_back()
 
     out_cells = np.concatenate([g_cells[members], bc])
-    out_labels = np.concatenate([label_of[members], bl]).astype(np.int32)
+    out_labels = np.concatenate([member_label, bl]).astype(np.int32)
     boundary = np.concatenate([np.zeros(m, dtype=bool), np.ones(len(bc), dtype=bool)])
     return out_cells, out_labels, boundary
 
