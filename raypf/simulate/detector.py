@@ -254,7 +254,7 @@ class Detector:
         e_em = np.where(has, truth.signal_em[sp] if len(truth.signal_em) else 0.0, 0.0)
 
         # cluster kinematics: energy-weighted barycentre (positive energies), phi relative to the first cell.
-        # Cells are sorted by label, so every per-cluster sum is one reduceat over contiguous segments.
+        # Cells are sorted by label, so every per-cluster sum is a reduceat over contiguous segments.
         eta_c = geo.eta[local]
         phi_c = geo.phi[local]
         n_cl = len(starts)
@@ -266,17 +266,12 @@ class Detector:
         dphi = phi_c - phi_c[starts][labels]  # within one cluster: wrap once at most
         dphi[dphi > np.pi] -= np.float32(2 * np.pi)
         dphi[dphi < -np.pi] += np.float32(2 * np.pi)
-        columns = np.empty((len(cells), 5))
-        columns[:, 0] = w * eta_c
-        columns[:, 1] = w * dphi
-        columns[:, 2] = energy
-        columns[:, 3] = e_em
-        columns[:, 4] = e_true
-        sums = np.add.reduceat(columns, starts, axis=0) if n_cl else np.zeros((0, 5))
-        cl_eta = sums[:, 0] / wsum
-        cl_phi = wrap_phi(phi_c[starts] + sums[:, 1] / wsum)
-        cl_e = sums[:, 2]
-        em_frac = np.where(sums[:, 4] > 0, sums[:, 3] / np.maximum(sums[:, 4], 1e-12), 0.5)
+        segment_sum = (lambda x: np.add.reduceat(x, starts)) if n_cl else (lambda x: np.zeros(0))  # noqa: E731
+        cl_eta = segment_sum(w * eta_c) / wsum
+        cl_phi = wrap_phi(phi_c[starts] + segment_sum(w * dphi) / wsum)
+        cl_e = segment_sum(energy)
+        em_sum, tot_sum = segment_sum(e_em), segment_sum(e_true)
+        em_frac = np.where(tot_sum > 0, em_sum / np.maximum(tot_sum, 1e-12), 0.5)
         em_prob = np.clip(em_frac + 0.1 * rng.standard_normal(n_cl), 0.0, 1.0)
 
         f32 = np.float32
@@ -293,7 +288,7 @@ class Detector:
             "cluster_cell_ID": per_cell(geo.cell_id[local], np.uint64),
             "cluster_cell_E": per_cell(energy),
             "cluster_cell_hitsE_EM": per_cell(e_em),
-            "cluster_cell_hitsE_nonEM": per_cell(np.maximum(e_true - e_em, 0.0)),
+            "cluster_cell_hitsE_nonEM": per_cell(np.maximum(e_true.astype(f32) - e_em.astype(f32), f32(0))),
             "cluster_cell_hitsTruthIndex": _unflatten(t_index, n_truth, n_cells_cl, n_cluster),
             "cluster_cell_hitsTruthE": _unflatten(t_energy, n_truth, n_cells_cl, n_cluster),
         }

@@ -73,10 +73,12 @@ def cell_geo_branches(geo) -> dict[str, tuple[str, object]]:
 
 def simulate_file(cfg: SimulateConfig, sample: SampleConfig, index: int) -> FileSummary:
     """Generate, simulate and write one MLTree file; on failure nothing is left at its path."""
+    from raypf.malloc_tuning import keep_freed_memory
     from raypf.simulate.detector import Detector
     from raypf.simulate.geometry import build_geometry
     from raypf.simulate.root_writer import write_root_file
 
+    keep_freed_memory()
     out_dir = Path(cfg.output_dir).resolve()
     path = output_path(out_dir, sample.set, index)
     path.parent.mkdir(parents=True, exist_ok=True)

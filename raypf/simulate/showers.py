@@ -57,7 +57,7 @@ LATERAL_EM = (18.0, 60.0, 0.08)
 LATERAL_HAD_EM = (40.0, 100.0, 0.15)  # pi0 part of a hadronic shower, spread by the hadronic cascade
 LATERAL_HAD = (60.0, 180.0, 0.30)
 LATERAL_MIP = (2.0, 2.0, 0.0)
-_PROFILES = np.array([LATERAL_EM, LATERAL_HAD_EM, LATERAL_HAD, LATERAL_MIP])
+_PROFILES32 = np.array([LATERAL_EM, LATERAL_HAD_EM, LATERAL_HAD, LATERAL_MIP], dtype=np.float32)
 EM, HAD_EM, HAD, MIP = range(4)
 
 
@@ -244,15 +244,17 @@ def spread(
     n_spots = np.where(kind == MIP, 1, np.clip(np.ceil(e_dep / model.spot_energy), 1, model.max_spots)).astype(np.int64)
     rep = np.repeat(np.arange(len(e_dep)), n_spots)
     spot_e = (e_dep / n_spots)[rep]
-    prof = _PROFILES[kind[rep]]
-    halo = rng.random(len(rep)) < prof[:, 2]
+    # lateral offsets in float32: millimetre-scale spreads need no more precision
+    n = len(rep)
+    prof = _PROFILES32[kind[rep]]
+    halo = rng.random(n, dtype=np.float32) < prof[:, 2]
     sigma_mm = np.where(halo, prof[:, 1], prof[:, 0])
-    r = sigma_mm * np.sqrt(-2.0 * np.log1p(-rng.random(len(rep))))
-    alpha = rng.uniform(0.0, 2.0 * np.pi, len(rep))
+    r = sigma_mm * np.sqrt(np.float32(2.0) * rng.standard_exponential(n, dtype=np.float32))  # 2-D Gaussian radius
+    alpha = rng.random(n, dtype=np.float32) * np.float32(2.0 * np.pi)
     p_rep, l_rep = p_idx[rep], l_idx[rep]
-    scale = inter.rperp[p_rep, l_rep]
-    eta = inter.eta[p_rep, l_rep] + r * np.cos(alpha) / scale
-    phi = inter.phi[p_rep, l_rep] + r * np.sin(alpha) / scale
+    scale = (r / inter.rperp[p_rep, l_rep]).astype(np.float32)
+    eta = inter.eta[p_rep, l_rep] + scale * np.cos(alpha)
+    phi = inter.phi[p_rep, l_rep] + scale * np.sin(alpha)
     cell = np.full(len(rep), -1, dtype=np.int64)
     by_layer = np.argsort(l_rep.astype(np.uint8), kind="stable")  # radix sort, then contiguous slices per layer
     bounds = np.searchsorted(l_rep[by_layer], np.arange(inter.eta.shape[1] + 1))
