@@ -142,20 +142,31 @@ class Detector:
         energy_of[truth.signal_cells] = truth.signal_energy + sigma_of[truth.signal_cells] * rng.standard_normal(
             len(truth.signal_cells)
         )
+        band_sig = 0.5 * (grow + cfg.topo_seed)
         if cfg.noise_scale > 0:
+            # Noise-only cells above the growing threshold. Only seeds (> topo_seed) need a value now:
+            # a cell between the thresholds just grows clusters, so its value is drawn (from that band)
+            # only if it ends up in one. Until then its slot holds +inf and its significance a stand-in.
             tails = noise.tail_cells(n_events * nc, grow, rng)
             tails = tails[signal_pos[tails] < 0]
-            energy_of[tails] = sigma_of[tails] * noise.tail_values(len(tails), grow, rng)
+            p_seed = noise.ndtr(-cfg.topo_seed) / noise.ndtr(-grow)
+            is_seed = rng.random(len(tails)) < p_seed
+            noise_seeds, band = tails[is_seed], tails[~is_seed]
+            energy_of[noise_seeds] = sigma_of[noise_seeds] * noise.tail_values(len(noise_seeds), cfg.topo_seed, rng)
+            energy_of[band] = np.inf
             self._touched.append(tails)
-            cells = np.concatenate([truth.signal_cells, tails])
+            cells = np.concatenate([truth.signal_cells, noise_seeds, band])
         else:
             cells = truth.signal_cells
         significance = energy_of[cells] / sigma_of[cells]  # float32 precision is ample for thresholds
+        significance[np.isinf(significance)] = band_sig
         c_cells, labels, _ = topo_cluster_sparse(cells, significance, self.geo.neighbours, nc, cfg.topo_seed, grow)
-        # quiet boundary cells (|E| <= grow sigma, never drawn so far) get their noise now
+        # noise drawn on demand: clustered band cells from grow < |x| <= seed, quiet boundary cells from |x| <= grow
         c_energy = energy_of[c_cells].astype(np.float64)
-        quiet = np.isnan(c_energy)
         scale = float(cfg.noise_scale > 0)
+        in_band = np.isinf(c_energy)
+        c_energy[in_band] = sigma_of[c_cells[in_band]] * noise.tail_values(int(in_band.sum()), grow, rng, cfg.topo_seed)
+        quiet = np.isnan(c_energy)
         c_energy[quiet] = sigma_of[c_cells[quiet]] * noise.quiet_values(int(quiet.sum()), grow, rng) * scale
         if cfg.topo_boundary > 0:
             keep = np.abs(c_energy) / sigma_of[c_cells] > cfg.topo_boundary

@@ -17,7 +17,11 @@ from scipy.special import ndtr
 
 def tail_cells(n_total: int, grow: float, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices in [0, n_total) of noise cells with |x| > grow, each chosen with P(|x| > grow)."""
-    p = 2.0 * ndtr(-grow)
+    return bernoulli_cells(n_total, 2.0 * ndtr(-grow), rng)
+
+
+def bernoulli_cells(n_total: int, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices in [0, n_total), each included independently with probability p (geometric gaps)."""
     if n_total == 0 or p <= 0:
         return np.empty(0, dtype=np.int64)
     out = []
@@ -33,18 +37,19 @@ def tail_cells(n_total: int, grow: float, rng: np.random.Generator) -> np.ndarra
     return np.concatenate(out).astype(np.int64)
 
 
-def tail_values(n: int, grow: float, rng: np.random.Generator) -> np.ndarray:
-    """Standard-normal values conditioned on |x| > grow.
+def tail_values(n: int, grow: float, rng: np.random.Generator, upper: float = np.inf) -> np.ndarray:
+    """Standard-normal values conditioned on grow < |x| <= upper.
 
     Marsaglia's tail method, exact: x = sqrt(grow^2 + 2E) with E ~ Exp(1), kept
-    with probability grow / x; the exponential comes from numpy's fast ziggurat.
+    with probability grow / x (and x <= upper); the exponential comes from numpy's
+    fast ziggurat.
     """
     out = np.empty(0, dtype=np.float32)
     g2 = np.float32(grow * grow)
     while len(out) < n:
         m = int(1.2 * (n - len(out))) + 16
         x = np.sqrt(g2 + 2.0 * rng.standard_exponential(m, dtype=np.float32))
-        out = np.concatenate([out, x[rng.random(m, dtype=np.float32) * x < grow]])
+        out = np.concatenate([out, x[(rng.random(m, dtype=np.float32) * x < grow) & (x <= upper)]])
     out = out[:n]
     out[rng.random(n, dtype=np.float32) < 0.5] *= -1
     return out

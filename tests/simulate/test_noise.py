@@ -32,3 +32,16 @@ def test_tail_and_quiet_values_rebuild_a_standard_normal():
     assert abs(x.std() - 1.0) < 0.005
     for k in (1.0, 3.0, 4.0):
         assert abs(np.mean(np.abs(x) > k) / (2 * ndtr(-k)) - 1) < 0.1 + 3 / np.sqrt(n * 2 * ndtr(-k))
+
+
+def test_band_values_follow_the_truncated_gaussian():
+    """Cells between the growing and seed thresholds get values from exactly that band of the Gaussian."""
+    rng = np.random.default_rng(3)
+    x = noise.tail_values(400_000, 2.0, rng, upper=4.0)
+    a = np.abs(x)
+    assert a.min() > 2.0 and a.max() <= 4.0
+    band = ndtr(-2.0) - ndtr(-4.0)
+    for k in (2.5, 3.0, 3.5):
+        expected = (ndtr(-k) - ndtr(-4.0)) / band
+        assert abs(np.mean(a > k) - expected) < 4 * np.sqrt(expected * (1 - expected) / len(a))
+    assert abs(np.mean(x > 0) - 0.5) < 0.005
