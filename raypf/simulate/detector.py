@@ -236,9 +236,14 @@ class Detector:
             "trackSubtractedCaloEnergy": f32(np.zeros(len(tr.pt))),
         }
         inter = self._extrapolate(tr.pt, tr.eta, tr.phi, tr.charge, tr.z0)
+        missing = ~inter.crossed
+        eta = inter.eta.astype(np.float32)
+        phi = inter.phi.astype(np.float32)
+        eta[missing] = MISSING_EXTRAPOLATION
+        phi[missing] = MISSING_EXTRAPOLATION
         for k, layer in enumerate(LAYERS):
-            out[f"trackEta_{layer}"] = f32(np.where(inter.crossed[:, k], inter.eta[:, k], MISSING_EXTRAPOLATION))
-            out[f"trackPhi_{layer}"] = f32(np.where(inter.crossed[:, k], inter.phi[:, k], MISSING_EXTRAPOLATION))
+            out[f"trackEta_{layer}"] = f32(eta[:, k])
+            out[f"trackPhi_{layer}"] = f32(phi[:, k])
         return out
 
     def _cluster_branches(self, cells, labels, energy, signal, truth: CellTruth, first, n_events, rng):

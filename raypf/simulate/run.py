@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -16,7 +17,7 @@ import numpy as np
 
 from raypf.config import ConfigError, config_hash
 from raypf.data.mltree_schema import CELL_GEO_BRANCHES, CELL_GEO_TREE, EVENT_BRANCHES, EVENT_TREE, MC_CHANNEL
-from raypf.simulate.config import GUN_SETS, SampleConfig, SimulateConfig
+from raypf.simulate.config import GUN_SETS, DetectorConfig, SampleConfig, SimulateConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,18 @@ def cell_geo_branches(geo) -> dict[str, tuple[str, object]]:
     return {k: (CELL_GEO_BRANCHES[k], ak.unflatten(np.asarray(v), [len(v)])) for k, v in cols.items()}
 
 
+@functools.lru_cache(maxsize=2)
+def _detector(cfg: DetectorConfig):
+    """One detector (and its reusable lookup tables) per worker process and configuration."""
+    from raypf.simulate.detector import Detector
+    from raypf.simulate.geometry import build_geometry
+
+    return Detector(cfg, build_geometry())
+
+
 def simulate_file(cfg: SimulateConfig, sample: SampleConfig, index: int) -> FileSummary:
     """Generate, simulate and write one MLTree file; on failure nothing is left at its path."""
     from raypf.malloc_tuning import keep_freed_memory
-    from raypf.simulate.detector import Detector
     from raypf.simulate.geometry import build_geometry
     from raypf.simulate.root_writer import write_root_file
 
@@ -85,7 +94,7 @@ def simulate_file(cfg: SimulateConfig, sample: SampleConfig, index: int) -> File
     seed = file_seed(cfg.seed, sample.set, index)
     rng = np.random.default_rng(seed)
     geo = build_geometry()
-    detector = Detector(cfg.detector, geo)
+    detector = _detector(cfg.detector)
     generator = _generator(sample, seed)
     run_number = cfg.run_number + SET_ORDER.index(sample.set)
     channel = MC_CHANNEL[sample.set]
