@@ -55,17 +55,22 @@ def extrapolate(
     field_t: float = 2.0,
     solenoid_radius: float = 1150.0,
 ) -> Intersections:
-    """Intersect particles (momentum at the vertex, origin on the beam line at z0) with every layer surface."""
-    pt = np.asarray(pt, dtype=np.float64)[:, None]
-    lam = np.sinh(np.asarray(eta, dtype=np.float64))[:, None]  # cot(theta) = pz / pT
-    phi0 = np.asarray(phi, dtype=np.float64)[:, None]
-    q = np.asarray(charge, dtype=np.float64)[:, None]
-    z0 = np.asarray(z0, dtype=np.float64)[:, None]
-    rs = solenoid_radius
+    """Intersect particles (momentum at the vertex, origin on the beam line at z0) with every layer surface.
+
+    Computed in float32: positions of metres to micrometres and angles to 1e-7 rad are ample.
+    """
+    f32 = np.float32
+    pt = np.asarray(pt, dtype=f32)[:, None]
+    lam = np.sinh(np.asarray(eta, dtype=f32))[:, None]  # cot(theta) = pz / pT
+    phi0 = np.asarray(phi, dtype=f32)[:, None]
+    q = np.asarray(charge, dtype=f32)[:, None]
+    z0 = np.asarray(z0, dtype=f32)[:, None]
+    rs = f32(solenoid_radius)
+    field_t = f32(field_t)
 
     charged = q != 0
     # helix radius (mm); neutral particles get an infinite radius, i.e. straight lines
-    radius = np.where(charged, pt / (field_t * C_LIGHT * np.maximum(np.abs(q), 1e-12)), np.inf)
+    radius = np.where(charged, pt / (field_t * f32(C_LIGHT) * np.maximum(np.abs(q), f32(1e-12))), f32(np.inf))
     h = -np.sign(q)  # positive charges turn clockwise in a +z field
     leaves = 2.0 * radius >= rs  # loopers never leave the solenoid radially
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -78,14 +83,14 @@ def extrapolate(
 
     barrel = surfaces.barrel
     n, n_layers = len(pt), len(surfaces)
-    rperp = np.full((n, n_layers), np.nan)
-    z = np.full((n, n_layers), np.nan)
-    s = np.full((n, n_layers), np.nan)
-    phi_out = np.full((n, n_layers), np.nan)
+    rperp = np.full((n, n_layers), np.nan, dtype=f32)
+    z = np.full((n, n_layers), np.nan, dtype=f32)
+    s = np.full((n, n_layers), np.nan, dtype=f32)
+    phi_out = np.full((n, n_layers), np.nan, dtype=f32)
     ok = np.zeros((n, n_layers), dtype=bool)
 
     # --- barrel cylinders at radius L (all outside the solenoid)
-    L = surfaces.position[barrel][None, :]
+    L = surfaces.position[barrel][None, :].astype(f32)
     pd = rs * np.cos(half)
     t = -pd + np.sqrt(np.maximum(pd * pd - rs * rs + L * L, 0.0))
     rperp[:, barrel] = L
@@ -96,8 +101,8 @@ def extrapolate(
 
     # --- end-cap disks at z = side * L
     endcap = ~barrel
-    L = surfaces.position[endcap][None, :]
-    side = np.where(lam >= 0, 1.0, -1.0)
+    L = surfaces.position[endcap][None, :].astype(f32)
+    side = np.where(lam >= 0, f32(1.0), f32(-1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         s_end = (side * L - z0) / lam
         inside = (~leaves) | (s_end <= s_exit)
