@@ -13,13 +13,22 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
     A job submitted with ``ray job submit`` has RAY_ADDRESS set and joins its
     cluster; ``raypf <stage>`` on a laptop starts Ray itself and stops it on exit.
+    ``address="auto"`` joins a cluster running on this machine if there is one
+    and falls back to a local instance otherwise (what ``jobs/`` use).
     """
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    if address:
+    if address == "auto":
+        try:
+            ray.init(address="auto", log_to_driver=True)
+            log.info("joined the running Ray cluster")
+            return
+        except ConnectionError:
+            log.info("no running Ray cluster found")
+    elif address:
         log.info("connecting to Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=True)
         return
