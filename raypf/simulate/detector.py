@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import awkward as ak
 import numpy as np
+from scipy.special import ndtr
 
 from raypf.data.mltree_schema import LAYERS, MISSING_EXTRAPOLATION
 from raypf.simulate import noise
@@ -99,7 +100,6 @@ class Detector:
         self._signal_pos = Scratch(np.int32, -1)
         self._energy_of = Scratch(np.float32, np.nan)
         self._sigma_of: np.ndarray = np.empty(0)  # sigma tiled over a batch: a gather instead of id % n_cells
-        self._touched: list[np.ndarray] = []
 
     # -- stages -----------------------------------------------------------------------------------
     def _extrapolate(self, pt, eta, phi, charge, z0):
@@ -121,24 +121,24 @@ class Detector:
         nc = self.geo.n_cells
         signal_pos = self._signal_pos.take(n_events * nc)
         energy_of = self._energy_of.take(n_events * nc)
+        written: list[np.ndarray] = []  # cells whose energy slot was set, to reset afterwards
         try:
-            return self._digitise(truth, n_events, rng, signal_pos, energy_of)
+            return self._digitise(truth, n_events, rng, signal_pos, energy_of, written)
         finally:
             self._signal_pos.give_back(truth.signal_cells)
-            self._energy_of.give_back(*self._touched)
-            self._touched.clear()
+            self._energy_of.give_back(*written)
 
     def _batch_sigma(self, n_events: int) -> np.ndarray:
         if len(self._sigma_of) < n_events * self.geo.n_cells:
             self._sigma_of = np.tile(np.maximum(self.sigma, 1e-12).astype(np.float32), n_events)
         return self._sigma_of
 
-    def _digitise(self, truth: CellTruth, n_events: int, rng: np.random.Generator, signal_pos, energy_of):
+    def _digitise(self, truth: CellTruth, n_events: int, rng: np.random.Generator, signal_pos, energy_of, written):
         nc, cfg = self.geo.n_cells, self.cfg
         grow = cfg.topo_grow
         sigma_of = self._batch_sigma(n_events)
         signal_pos[truth.signal_cells] = np.arange(len(truth.signal_cells), dtype=np.int32)
-        self._touched.append(truth.signal_cells)
+        written.append(truth.signal_cells)
         energy_of[truth.signal_cells] = truth.signal_energy + sigma_of[truth.signal_cells] * rng.standard_normal(
             len(truth.signal_cells)
         )
@@ -149,12 +149,12 @@ class Detector:
             # only if it ends up in one. Until then its slot holds +inf and its significance a stand-in.
             tails = noise.tail_cells(n_events * nc, grow, rng)
             tails = tails[signal_pos[tails] < 0]
-            p_seed = noise.ndtr(-cfg.topo_seed) / noise.ndtr(-grow)
+            p_seed = ndtr(-cfg.topo_seed) / ndtr(-grow)
             is_seed = rng.random(len(tails)) < p_seed
             noise_seeds, band = tails[is_seed], tails[~is_seed]
             energy_of[noise_seeds] = sigma_of[noise_seeds] * noise.tail_values(len(noise_seeds), cfg.topo_seed, rng)
             energy_of[band] = np.inf
-            self._touched.append(tails)
+            written.append(tails)
             cells = np.concatenate([truth.signal_cells, noise_seeds, band])
         else:
             cells = truth.signal_cells
