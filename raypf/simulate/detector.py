@@ -185,7 +185,6 @@ class Detector:
     ) -> dict[str, np.ndarray | ak.Array]:
         """Simulate a batch of events and return its MLTree branches."""
         n_events = particles.n_events
-        nc = self.geo.n_cells
         truth = particles.select((np.abs(particles.eta) < TRUTH_ETA_MAX) & (particles.e > 0))
         first = np.searchsorted(truth.event, np.arange(n_events))
         n_truth = np.bincount(truth.event, minlength=n_events)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
