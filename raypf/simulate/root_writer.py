@@ -98,10 +98,10 @@ def _flatten_levels(data, depth: int, n: int) -> tuple[list[np.ndarray], np.ndar
     counts = []
     layout = ak.to_layout(arr)
     for _ in range(depth):
-        layout = layout.to_ListOffsetArray64(True) if hasattr(layout, "to_ListOffsetArray64") else layout
+        layout = layout.to_ListOffsetArray64(True)  # also turns ListArray/RegularArray into offsets
         offsets = np.asarray(layout.offsets)
         counts.append(np.diff(offsets))
-        layout = layout.content[offsets[0] : offsets[-1]] if offsets[0] else layout.content[: offsets[-1]]
+        layout = layout.content[offsets[0] : offsets[-1]]
     return counts, np.asarray(ak.to_numpy(ak.Array(layout)))
 
 
@@ -197,7 +197,7 @@ class _BranchOut:
     zip_bytes: int
 
 
-def _leaf(b: _BranchOut, n_entries: int) -> tuple[str, bytes]:
+def _leaf(b: _BranchOut) -> tuple[str, bytes]:
     ct = b.ctype
     if ct.depth == 0:
         tleaf = _nv(
@@ -211,7 +211,7 @@ def _leaf(b: _BranchOut, n_entries: int) -> tuple[str, bytes]:
     return "TLeafElement", _nv(tleaf + struct.pack(">ii", -1, -1), 1)
 
 
-def _branch(b: _BranchOut, n_entries: int, capacity: int, leaf_position: int) -> tuple[str, bytes, int]:
+def _branch(b: _BranchOut, n_entries: int, capacity: int) -> tuple[str, bytes, int]:
     """Serialised TBranch / TBranchElement; returns (class, bytes, offset of the leaf within them)."""
     n_baskets = len(b.basket_seek)
     is_vector = b.ctype.depth > 0
@@ -221,7 +221,7 @@ def _branch(b: _BranchOut, n_entries: int, capacity: int, leaf_position: int) ->
     head += _TIOFEATURES
     head += struct.pack(">iIiqqqq", 0, capacity, 0, n_entries, 0, b.tot_bytes, b.zip_bytes)
     head += _EMPTY_TOBJARRAY  # sub-branches
-    leaf_class, leaf_bytes = _leaf(b, n_entries)
+    leaf_class, leaf_bytes = _leaf(b)
     leaves_head = _tobject() + b"\x00" + struct.pack(">ii", 1, 0)
     leaf_any = _any(leaf_class, leaf_bytes)
     leaves = _nv(leaves_head + leaf_any, 3)
@@ -264,7 +264,7 @@ def _tree_bytes(name: str, title: str, branches: list[_BranchOut], n_entries: in
     tree_prefix = 6 + len(head) + 6 + len(array_head)  # TTree header, body so far, TObjArray header
     pieces, leaf_refs, pos = [], [], key_len + tree_prefix
     for b in branches:
-        cls, blob, leaf_off = _branch(b, n_entries, capacity, 0)
+        cls, blob, leaf_off = _branch(b, n_entries, capacity)
         item = _any(cls, blob)
         prefix = 8 + len(cls) + 1  # byte count, new-class tag, class name
         leaf_refs.append(pos + prefix + leaf_off + uproot.const.kMapOffset)
