@@ -85,7 +85,7 @@ def simulate_file(cfg: SimulateConfig, sample: SampleConfig, index: int) -> File
     """Generate, simulate and write one MLTree file; on failure nothing is left at its path."""
     from raypf.malloc_tuning import keep_freed_memory
     from raypf.simulate.geometry import build_geometry
-    from raypf.simulate.root_writer import write_root_file
+    from raypf.simulate.rootio import write_root_file
 
     keep_freed_memory()
     out_dir = Path(cfg.output_dir).resolve()
