@@ -922,6 +922,7 @@ def write_root_file(
     compression: str = "zlib",
     level: int = 1,
     basket_entries: int = 2000,
+    threads: int = 1,
 ) -> None:
     """Write ``{tree_name: {branch_name: (cpp_type, data)}}`` as a ROOT file of TTrees, atomically.
 
@@ -935,7 +936,9 @@ def write_root_file(
     ``compression`` ("zlib", "lzma", "lz4", "zstd" or "none") at ``level``. The file is
     written to a temporary file beside ``path`` and renamed into place, so ``path`` is
     either untouched or complete; on any error the temporary file is removed. Bad input
-    raises ValueError naming the tree and branch, before anything is written.
+    raises ValueError naming the tree and branch, before anything is written. ``threads`` > 1
+    compresses baskets in parallel (the codecs release the GIL): worth it for one large write,
+    not when every core already runs a writer, as in ``raypf simulate``.
     """
     if not isinstance(basket_entries, int) or isinstance(basket_entries, bool) or basket_entries < 1:
         raise ValueError(f"basket_entries must be a positive integer, got {basket_entries!r}")
@@ -945,8 +948,8 @@ def write_root_file(
     path = os.fspath(path)
     directory, base = os.path.split(os.path.abspath(path))
     tmp, fd = _open_temporary(directory, base)
-    # compression (zlib, lzma, ... release the GIL) runs on a few threads; output order stays fixed
-    workers = min(4, os.cpu_count() or 1) if codec is not None else 1
+    # compression may run on several threads; output order stays fixed
+    workers = max(1, threads) if codec is not None else 1
     pool = None
     try:
         if workers > 1:

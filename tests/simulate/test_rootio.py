@@ -243,13 +243,14 @@ def test_checksums_match_root():
     assert rootio._checksum("vector<vector<double> >") == 2217838159
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("compression", ["none", "zlib", "lzma", "lz4", "zstd"])
-def test_compression_round_trip(tmp_path, compression):
+def test_compression_round_trip(tmp_path, compression, threads):
     rng = np.random.default_rng(3)
     vv = _nested(rng, 300, 2, lambda size: np.round(_f32(size, rng)))
     trees = {"t": {"n": ("int", np.arange(300)), "vv": ("vector<vector<float>>", vv)}}
     path = tmp_path / "c.root"
-    write_root_file(path, trees, compression=compression, level=4, basket_entries=64)
+    write_root_file(path, trees, compression=compression, level=4, basket_entries=64, threads=threads)
     with uproot.open(path) as f:
         t = f["t"]
         assert t["vv"].num_baskets == 5
@@ -349,8 +350,8 @@ def test_bad_options(tmp_path, kwargs):
     assert _no_leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("compression", ["none", "zlib"])
-def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, compression):
+@pytest.mark.parametrize(("compression", "threads"), [("none", 1), ("zlib", 1), ("zlib", 3)])
+def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, compression, threads):
     original = rootio._make_basket
     calls = []
 
@@ -364,18 +365,18 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, compression):
     trees = {"t": {"a": ("int", np.arange(100)), "v": ("vector<float>", [[1.0]] * 100)}}
     path = tmp_path / "x.root"
     with pytest.raises(RuntimeError, match="disk on fire"):
-        write_root_file(path, trees, basket_entries=10, compression=compression)
+        write_root_file(path, trees, basket_entries=10, compression=compression, threads=threads)
     assert _no_leftovers(tmp_path) == []
 
     # an existing file at the path is left as it was
     path.write_bytes(b"previous")
     calls.clear()
     with pytest.raises(RuntimeError):
-        write_root_file(path, trees, basket_entries=10, compression=compression)
+        write_root_file(path, trees, basket_entries=10, compression=compression, threads=threads)
     assert path.read_bytes() == b"previous"
     assert _no_leftovers(tmp_path) == ["x.root"]
 
     monkeypatch.setattr(rootio, "_make_basket", original)
-    write_root_file(path, trees, basket_entries=10, compression=compression)
+    write_root_file(path, trees, basket_entries=10, compression=compression, threads=threads)
     assert uproot.open(path)["t"].num_entries == 100
     assert _no_leftovers(tmp_path) == ["x.root"]
