@@ -80,3 +80,14 @@ def test_overrides_reach_into_lists_and_name_bad_paths(tmp_path):
         load_config(SimulateConfig, path, {"samples.5.files": 1})
     with pytest.raises(ConfigError, match="key 'samples.0.fils'"):
         load_config(SimulateConfig, path, {"samples.0.fils": 1})
+
+
+def test_cli_simulates_with_overrides(tmp_path, ray_session):
+    """`raypf simulate --config ... --set ...` end to end (joins the session's Ray)."""
+    import json
+
+    path = _write(tmp_path, {"output_dir": str(tmp_path / "out"), "samples": [{"set": "rho", "files": 1, "events_per_file": 50}]})
+    assert main(["simulate", "--config", path, "--set", "samples.0.events_per_file=3", "--set", "seed=9"]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["events"] == 3 and manifest["config"]["seed"] == 9
+    assert (tmp_path / "out" / "rho" / "rho_0000.root").is_file()
