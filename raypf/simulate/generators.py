@@ -124,17 +124,14 @@ def _pythia(settings: list[str], seed: int):
 
 def _final_state(record: ak.Array, charge: _ChargeTable) -> Particles:
     """Flatten Pythia's batched event record to final-state, visible particles."""
-    counts_all = ak.to_numpy(ak.num(record))
+    counts = ak.to_numpy(ak.num(record))
     flat = ak.flatten(record)
     ids = ak.to_numpy(flat.id)
     keep = (ak.to_numpy(flat.status) > 0) & ~np.isin(np.abs(ids), _NEUTRINOS)
-    event_all = np.repeat(np.arange(len(counts_all), dtype=np.int32), counts_all)
     flat = flat[keep]
-    event = event_all[keep]
-    counts = counts_all
-    pdg = ak.to_numpy(flat.id).astype(np.int32)
+    pdg = ids[keep].astype(np.int32)
     return Particles(
-        event=event,
+        event=np.repeat(np.arange(len(counts), dtype=np.int32), counts)[keep],
         pdg=pdg,
         status=ak.to_numpy(flat.status).astype(np.int32),
         px=ak.to_numpy(flat.p.px),
@@ -160,14 +157,12 @@ class DijetGenerator:
 
     def generate(self, n_events: int) -> tuple[Particles, np.ndarray]:
         """Return final-state particles of ``n_events`` events and the per-event generator weights."""
-        batch = self._pythia.nextBatch(n_events, "skip")
-        if len(batch) < n_events:
-            more, w_more = self.generate(n_events - len(batch))
-            first = _final_state(batch.prt, self._charge)
-            weights = np.concatenate([ak.to_numpy(ak.firsts(batch.info.weights)), w_more])
-            return Particles.concatenate([first, more]), weights
-        parts = _final_state(batch.prt, self._charge)
-        weights = ak.to_numpy(ak.fill_none(ak.firsts(batch.info.weights), 1.0)).astype(np.float32)
+        batches = []
+        while (done := sum(len(b) for b in batches)) < n_events:  # Pythia skips events that fail
+            batches.append(self._pythia.nextBatch(n_events - done, "skip"))
+        parts = Particles.concatenate([_final_state(b.prt, self._charge) for b in batches])
+        weights = np.concatenate([ak.to_numpy(ak.fill_none(ak.firsts(b.info.weights), 1.0)) for b in batches])
+        weights = weights.astype(np.float32)
         if self._pileup is not None:
             parts = self._pileup.overlay(parts)
         return parts, weights
