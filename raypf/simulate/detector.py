@@ -22,7 +22,7 @@ from raypf.simulate.geometry import CaloGeometry
 from raypf.simulate.propagation import LayerSurfaces, extrapolate, wrap_phi
 from raypf.simulate.scratch import Scratch
 from raypf.simulate.showers import Deposits, ShowerModel, longitudinal, spread
-from raypf.simulate.topocluster import topo_cluster_sparse
+from raypf.simulate.topocluster import ranges, topo_cluster_sparse
 from raypf.simulate.tracking import TrackModel, Tracks, reconstruct
 
 #: Truth particles kept (and simulated): everything that can reach the calorimeter.
@@ -52,12 +52,6 @@ def _unflatten(flat: np.ndarray, *counts: np.ndarray) -> ak.Array:
         np.cumsum(c, out=offsets[1:])
         content = ak.contents.ListOffsetArray(ak.index.Index64(offsets), content)
     return ak.Array(content)
-
-
-def _ranges(start: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenated aranges [start_i, start_i + counts_i)."""
-    total = int(counts.sum())
-    return np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(start, counts)
 
 
 def aggregate(dep: Deposits, event_of_particle: np.ndarray, n_cells: int, n_particles: int) -> CellTruth:
@@ -261,7 +255,7 @@ class Detector:
         has = signal >= 0
         sp = np.where(has, signal, 0)
         n_truth = np.where(has, truth.count[sp] if len(truth.count) else 0, 0)
-        rows = _ranges(np.where(has, truth.first[sp] if len(truth.first) else 0, 0), n_truth)
+        rows = ranges(np.where(has, truth.first[sp] if len(truth.first) else 0, 0), n_truth)
         cell_of_row = np.repeat(np.arange(len(cells)), n_truth)
         t_index = (truth.particle[rows] - first[event[cell_of_row]]).astype(np.int32)
         t_energy = truth.energy[rows].astype(np.float32)

@@ -84,7 +84,6 @@ def _detector(cfg: DetectorConfig):
 def simulate_file(cfg: SimulateConfig, sample: SampleConfig, index: int) -> FileSummary:
     """Generate, simulate and write one MLTree file; on failure nothing is left at its path."""
     from raypf.malloc_tuning import keep_freed_memory
-    from raypf.simulate.geometry import build_geometry
     from raypf.simulate.rootio import write_root_file
 
     keep_freed_memory()
@@ -93,7 +92,6 @@ def simulate_file(cfg: SimulateConfig, sample: SampleConfig, index: int) -> File
     path.parent.mkdir(parents=True, exist_ok=True)
     seed = file_seed(cfg.seed, sample.set, index)
     rng = np.random.default_rng(seed)
-    geo = build_geometry()
     detector = _detector(cfg.detector)
     generator = _generator(sample, seed)
     run_number = cfg.run_number + SET_ORDER.index(sample.set)
@@ -118,7 +116,7 @@ def simulate_file(cfg: SimulateConfig, sample: SampleConfig, index: int) -> File
         data = np.concatenate(parts) if isinstance(parts[0], np.ndarray) else ak.concatenate(parts)
         branches[name] = (cpp_type, data)
     t2 = time.process_time()
-    trees = {EVENT_TREE: branches, CELL_GEO_TREE: cell_geo_branches(geo)}
+    trees = {EVENT_TREE: branches, CELL_GEO_TREE: cell_geo_branches(detector.geo)}
     write_root_file(path, trees, compression=cfg.compression, level=cfg.compression_level)
     t_write = time.process_time() - t2
     n_cluster = branches["nCluster"][1]

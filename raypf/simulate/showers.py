@@ -13,6 +13,7 @@ whole batch is a handful of array operations.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +86,7 @@ class Deposits:
     em: np.ndarray  # bool, deposited by electromagnetic processes
 
 
+@functools.lru_cache(maxsize=4)
 def _layer_table(layer_names: tuple[str, ...]) -> dict[str, np.ndarray]:
     rows = [_MATERIAL[n] for n in layer_names]
     return {

@@ -30,14 +30,18 @@ _POSITION = Scratch(np.int32, -1)
 _STAMP = Scratch(np.int32, None)
 
 
+def ranges(start: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated aranges [start_i, start_i + counts_i), without a Python loop."""
+    return np.arange(int(counts.sum())) + np.repeat(start - (np.cumsum(counts) - counts), counts)
+
+
 def _neighbours_of(cells: np.ndarray, graph: csr_matrix, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
     """(source position, neighbour global id) for every neighbour of ``cells``, via CSR row ranges."""
     local = cells % n_cells
     start = graph.indptr[local]
     deg = graph.indptr[local + 1] - start
     src = np.repeat(np.arange(len(cells)), deg)
-    pos = np.arange(len(src)) + np.repeat(start - (np.cumsum(deg) - deg), deg)
-    return src, graph.indices[pos] + (cells - local)[src]
+    return src, graph.indices[ranges(start, deg)] + (cells - local)[src]
 
 
 def _dedupe(values: np.ndarray, stamp: np.ndarray) -> np.ndarray:
