@@ -1,12 +1,15 @@
 """Electronic noise without drawing a number for every one of ~1.8e5 cells per event.
 
 Topo-clustering only needs to know which cells are above the growing
-threshold g (in units of sigma) and, for the few cells that end up as
-boundary cells, their actual value. Noise-only cells are therefore drawn in
-two exact steps: which of them fluctuate above g (a Bernoulli process with
-p = P(|x| > g), sampled by geometric gaps) with values from the Gaussian tail,
-and, on demand, values of the quiet cells from the Gaussian truncated to
-|x| <= g. The joint distribution is the same as drawing every cell.
+threshold g (in units of sigma), which of those are above the seed threshold
+s, and the values of the few cells that end up in a cluster. Noise-only cells
+are therefore drawn in exact steps: which of them fluctuate above g (a
+Bernoulli process with p = P(|x| > g), sampled by geometric gaps); of those,
+the seeds (|x| > s) get their value now, while band cells (g < |x| <= s) get
+theirs from the Gaussian restricted to that band only if they are clustered;
+quiet cells that become boundary cells get theirs from the Gaussian truncated
+to |x| <= g on demand. The joint distribution is the same as drawing every
+cell.
 """
 
 from __future__ import annotations
