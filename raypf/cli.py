@@ -7,6 +7,7 @@ import logging
 import sys
 
 from raypf.config import ConfigError, load_config
+from raypf.data.mltree import MLTreeError
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -15,6 +16,14 @@ def _simulate(args: argparse.Namespace) -> None:
 
     cfg = load_config(SimulateConfig, args.config, _overrides(args.set))
     run_simulation(cfg, source=args.config, address=args.address)
+
+
+def _preprocess(args: argparse.Namespace) -> None:
+    from raypf.data.preprocess import run_preprocess
+    from raypf.data.preprocess_config import PreprocessConfig
+
+    cfg = load_config(PreprocessConfig, args.config, _overrides(args.set))
+    run_preprocess(cfg, source=args.config, address=args.address)
 
 
 def _overrides(pairs: list[str] | None) -> dict:
@@ -38,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (dotted)")
     sim.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
     sim.set_defaults(func=_simulate)
+    pre = sub.add_parser("preprocess", help="turn MLTree files into per-track point-cloud samples (Parquet)")
+    pre.add_argument("--config", default="configs/preprocess.yaml")
+    pre.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (dotted)")
+    pre.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
+    pre.set_defaults(func=_preprocess)
     return parser
 
 
@@ -53,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         logging.getLogger("raypf").error("%s", err)
         return 2
+    except MLTreeError as err:
+        logging.getLogger("raypf").error("%s", err)
+        return 1
     return 0
 
 

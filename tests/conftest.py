@@ -36,6 +36,7 @@ def small_sim_config(tmp_path_factory):
             "samples": [
                 {"set": "rho", "files": 2, "events_per_file": 20, "pt_min": 5.0, "pt_max": 50.0},
                 {"set": "delta", "files": 1, "events_per_file": 20},
+                {"set": "JZ2", "files": 1, "events_per_file": 3},
                 {"set": "JZ3", "files": 1, "events_per_file": 4},
             ],
         }

@@ -84,10 +84,32 @@ def entry_ranges(paths: Sequence[str], events_per_range: int) -> list[EntryRange
     return out
 
 
-def read_events(path: str, branches: Sequence[str], start: int | None = None, stop: int | None = None) -> ak.Array:
-    """Read ``branches`` of EventTree entries [start, stop) as a record array of canonical dtypes.
+@dataclass(frozen=True, eq=False)
+class Jagged:
+    """One branch's entries as flat numpy: ``offsets[k]`` maps level-k lists to level k + 1 (all from 0).
 
-    Count branches among ``branches`` are checked against the vectors they count.
+    A number branch has no offsets; ``vector<vector<T>>`` has two levels (entries to clusters,
+    clusters to values). Plain arrays keep the hot paths free of awkward's per-call overhead.
+    """
+
+    offsets: tuple[np.ndarray, ...]
+    values: np.ndarray
+
+    def counts(self, level: int = 0) -> np.ndarray:
+        return np.diff(self.offsets[level])
+
+    def to_awkward(self) -> ak.Array:
+        layout = ak.contents.NumpyArray(self.values)
+        for off in reversed(self.offsets):
+            layout = ak.contents.ListOffsetArray(ak.index.Index64(off), layout)
+        return ak.Array(layout)
+
+
+def read_columns(path: str, branches: Sequence[str], start: int | None = None, stop: int | None = None) -> dict[str, Jagged]:
+    """Read ``branches`` of EventTree entries [start, stop) as ``Jagged`` columns of canonical dtypes.
+
+    Only the baskets overlapping the range are read. Count branches among ``branches``
+    are checked against the vectors they count.
     """
     unknown = [b for b in branches if b not in EVENT_BRANCHES]
     if unknown:
@@ -98,42 +120,140 @@ def read_events(path: str, branches: Sequence[str], start: int | None = None, st
         missing = [b for b in branches if b not in present]
         if missing:
             raise MLTreeError(f"{path}: {EVENT_TREE} lacks branch(es) {', '.join(missing)}")
+        n = int(tree.num_entries)
+        lo = 0 if start is None else max(0, min(int(start), n))
+        hi = n if stop is None else max(lo, min(int(stop), n))
         columns = {}
         for name in branches:
             try:
-                arr = tree[name].array(entry_start=start, entry_stop=stop, library="ak")
+                col = _read_branch(tree[name], lo, hi)
+            except MLTreeError:
+                raise
             except Exception as err:  # noqa: BLE001 - truncated baskets, bad streamers, ...
                 raise MLTreeError(f"{path}: branch {name!r} unreadable ({type(err).__name__}: {err})") from None
-            columns[name] = _cast(arr, canonical_dtype(EVENT_BRANCHES[name]), path, name)
-    events = ak.zip(columns, depth_limit=1)
-    _check_counts(events, path)
-    return events
+            columns[name] = _cast(col, canonical_dtype(EVENT_BRANCHES[name]), path, name)
+    _check_counts(columns, path)
+    return columns
 
 
-def _cast(arr: ak.Array, dtype: np.dtype, path: str, name: str) -> ak.Array:
+def read_events(path: str, branches: Sequence[str], start: int | None = None, stop: int | None = None) -> ak.Array:
+    """``read_columns`` as one awkward record array (one field per branch)."""
+    columns = read_columns(path, branches, start, stop)
+    return ak.zip({k: v.to_awkward() for k, v in columns.items()}, depth_limit=1)
+
+
+def _nested_layout(interpretation) -> tuple[int, np.dtype] | None:
+    """(depth, big-endian dtype) of an object-streamed ``vector<...<number>>`` branch, else None."""
+    from uproot.containers import AsVector
+    from uproot.interpretation.jagged import AsJagged
+    from uproot.interpretation.numerical import AsDtype
+    from uproot.interpretation.objects import AsObjects
+
+    if isinstance(interpretation, AsJagged):  # vector<number>: 6-byte header, count, values
+        content = interpretation.content
+        if interpretation.header_bytes == 10 and type(content) is AsDtype and content.from_dtype.kind in "iuf":
+            return 1, content.from_dtype
+        return None
+    if not isinstance(interpretation, AsObjects):
+        return None
+    model, depth = interpretation.model, 0
+    while isinstance(model, AsVector):
+        if bool(model.header) != (depth == 0):
+            return None
+        depth, model = depth + 1, model.values
+    if depth < 2 or not isinstance(model, np.dtype) or model.kind not in "iuf":
+        return None
+    return depth, model
+
+
+def _read_branch(branch, start: int, stop: int) -> Jagged:
+    from uproot.interpretation.numerical import AsDtype
+
+    if type(branch.interpretation) is AsDtype:
+        return Jagged((), branch.array(entry_start=start, entry_stop=stop, library="np"))
+    layout = _nested_layout(branch.interpretation)
+    if layout is not None and stop > start:
+        fast = _read_nested(branch, start, stop, *layout)
+        if fast is not None:
+            return fast
+    return _from_awkward(branch.array(entry_start=start, entry_stop=stop, library="ak"))
+
+
+def _from_awkward(arr: ak.Array) -> Jagged:
+    depth = arr.ndim - 1
+    offsets = tuple(_cumsum0(ak.to_numpy(ak.flatten(ak.num(arr, axis=axis), axis=None))) for axis in range(1, depth + 1))
+    values = ak.to_numpy(ak.flatten(arr, axis=None)) if depth else ak.to_numpy(arr)
+    return Jagged(offsets, np.asarray(values))
+
+
+def _cumsum0(counts: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts.astype(np.int64, copy=False), out=out[1:])
+    return out
+
+
+def _read_nested(branch, start: int, stop: int, depth: int, dtype: np.dtype) -> Jagged | None:
+    """Decode the baskets covering [start, stop) with ``baskets.decode``; None if the layout is unusual."""
+    from raypf.data.baskets import decode_entries
+
+    covered = 0
+    pieces: list[tuple[list[np.ndarray], np.ndarray]] = []
+    for i in range(branch.num_baskets):
+        b0, b1 = (int(x) for x in branch.basket_entry_start_stop(i))
+        covered += b1 - b0
+        if b1 <= start or b0 >= stop:
+            continue
+        basket = branch.basket(i)
+        entry_offsets = basket.byte_offsets
+        if entry_offsets is None or len(entry_offsets) != b1 - b0 + 1:
+            return None
+        a, b = max(start, b0) - b0, min(stop, b1) - b0
+        data = np.frombuffer(basket.data, dtype=np.uint8)
+        try:
+            pieces.append(decode_entries(data, np.asarray(entry_offsets[a : b + 1]), depth, dtype.itemsize))
+        except ValueError as err:
+            raise MLTreeError(f"{branch.file.file_path}: branch {branch.name!r} basket {i}: {err}") from None
+    if covered != branch.num_entries:  # entries in an embedded (unwritten) basket: let uproot handle it
+        return None
+    values = np.concatenate([raw for _, raw in pieces]).view(dtype.newbyteorder("="))
+    if len(pieces) == 1:
+        return Jagged(tuple(pieces[0][0]), values)
+    offsets = tuple(_join_offsets([offs[level] for offs, _ in pieces]) for level in range(depth))
+    return Jagged(offsets, values)
+
+
+def _join_offsets(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate offset arrays (each from 0), shifting each by the end of the ones before."""
+    shifts = np.cumsum([0] + [int(p[-1]) for p in parts[:-1]])
+    return np.concatenate([parts[0]] + [p[1:] + s for p, s in zip(parts[1:], shifts[1:])])
+
+
+def _cast(col: Jagged, dtype: np.dtype, path: str, name: str) -> Jagged:
     """Cast to the canonical dtype; a signed 64-bit ID keeps its bits (IDs >= 2**63 read back exactly)."""
-    try:
-        return ak.values_astype(arr, dtype)
-    except Exception as err:  # noqa: BLE001
-        raise MLTreeError(f"{path}: branch {name!r} is not numeric ({err})") from None
+    if col.values.dtype.kind not in "iufb":
+        raise MLTreeError(f"{path}: branch {name!r} is not numeric ({col.values.dtype})")
+    return Jagged(col.offsets, col.values.astype(dtype, copy=False))
 
 
-def _check_counts(events: ak.Array, path: str) -> None:
-    fields = set(events.fields)
+def _check_counts(columns: dict[str, Jagged], path: str) -> None:
     for counter, vector in COUNTERS.items():
-        if counter in fields and vector in fields:
-            bad = np.nonzero(ak.to_numpy(events[counter]) != ak.to_numpy(ak.num(events[vector])))[0]
+        if counter in columns and vector in columns:
+            bad = np.nonzero(columns[counter].values != columns[vector].counts())[0]
             if len(bad):
                 raise MLTreeError(
                     f"{path}: branch {counter!r} disagrees with the length of {vector!r} in {len(bad)} event(s), first at entry {bad[0]}"
                 )
-    if "cluster_cell_ID" in fields:
-        for other in ("cluster_cell_E", "cluster_cell_hitsTruthIndex", "cluster_cell_hitsTruthE"):
-            if other in fields and not ak.all(ak.num(events[other], axis=2) == ak.num(events["cluster_cell_ID"], axis=2)):
+    cells = columns.get("cluster_cell_ID")
+    if cells is not None:
+        for other in ("cluster_cell_E", "cluster_cell_hitsE_EM", "cluster_cell_hitsE_nonEM", "cluster_cell_hitsTruthIndex", "cluster_cell_hitsTruthE"):
+            col = columns.get(other)
+            if col is not None and not all(np.array_equal(a, b) for a, b in zip(col.offsets[:2], cells.offsets)):
                 raise MLTreeError(f"{path}: branch {other!r} and 'cluster_cell_ID' list different numbers of cells")
-    if "cluster_cell_hitsTruthIndex" in fields and "cluster_cell_hitsTruthE" in fields:
-        if not ak.all(ak.num(events["cluster_cell_hitsTruthIndex"], axis=3) == ak.num(events["cluster_cell_hitsTruthE"], axis=3)):
-            raise MLTreeError(f"{path}: branches 'cluster_cell_hitsTruthIndex' and 'cluster_cell_hitsTruthE' differ in length")
+    index, energy = columns.get("cluster_cell_hitsTruthIndex"), columns.get("cluster_cell_hitsTruthE")
+    if index is not None and energy is not None and not all(np.array_equal(a, b) for a, b in zip(index.offsets, energy.offsets)):
+        raise MLTreeError(f"{path}: branches 'cluster_cell_hitsTruthIndex' and 'cluster_cell_hitsTruthE' differ in length")
+    if "nCluster" in columns and cells is not None and not np.array_equal(columns["nCluster"].values, cells.counts()):
+        raise MLTreeError(f"{path}: branch 'nCluster' disagrees with the clusters of 'cluster_cell_ID'")
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,7 +296,7 @@ def read_cell_geometry(path: str) -> CellGeometry:
                 arr = tree[branch].array(entry_start=0, entry_stop=1, library="ak")[0]
             except Exception as err:  # noqa: BLE001
                 raise MLTreeError(f"{path}: branch {branch!r} unreadable ({type(err).__name__}: {err})") from None
-            cols[field] = ak.to_numpy(_cast(arr, canonical_dtype(CELL_GEO_BRANCHES[branch]), path, branch))
+            cols[field] = _cast(Jagged((), ak.to_numpy(arr)), canonical_dtype(CELL_GEO_BRANCHES[branch]), path, branch).values
     lengths = {k: len(v) for k, v in cols.items()}
     if len(set(lengths.values())) != 1:
         raise MLTreeError(f"{path}: {CELL_GEO_TREE} branches differ in length: {lengths}")

@@ -19,6 +19,22 @@ LAYERS: tuple[str, ...] = (
     "TileExt0", "TileExt1", "TileExt2",
 )  # fmt: skip
 
+#: Where each layer sits, to place a track's extrapolated (eta, phi) in x, y, z (``001_*``'s
+#: track_metadata): (ATLAS CaloSampling number, barrel?, r in mm for barrel layers or |z| in mm
+#: for end-cap ones). Numbers from CALORIMETER.md.
+LAYER_PLACEMENT: dict[str, tuple[int, bool, float]] = {
+    "EMB1": (1, True, 1532.0), "EMB2": (2, True, 1724.0), "EMB3": (3, True, 1923.0),
+    "EME1": (5, False, 3790.0), "EME2": (6, False, 3984.0), "EME3": (7, False, 4196.0),
+    "HEC0": (8, False, 4461.0), "HEC1": (9, False, 4870.0), "HEC2": (10, False, 5425.0), "HEC3": (11, False, 5905.0),
+    "TileBar0": (12, True, 2450.0), "TileBar1": (13, True, 2995.0), "TileBar2": (14, True, 3630.0),
+    "TileGap1": (15, True, 3215.0), "TileGap2": (16, True, 3630.0), "TileGap3": (17, True, 2246.5),
+    "TileExt0": (18, True, 2450.0), "TileExt1": (19, True, 2870.0), "TileExt2": (20, True, 3480.0),
+}  # fmt: skip
+assert tuple(LAYER_PLACEMENT) == LAYERS
+
+#: Extrapolated coordinates at or below this mean "did not reach the layer" (``001_*``: -100000).
+MISSING_THRESHOLD = -1.0e5
+
 #: Value MLTree writes for a track that never reached a layer.
 MISSING_EXTRAPOLATION = -999999.0
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 
+from raypf.data.mltree_schema import LAYER_PLACEMENT
 from raypf.data.mltree_schema import LAYERS as _SCHEMA_LAYERS
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ LAYERS: tuple[Layer, ...] = tuple(
     for i, (name, sampling, barrel, pos, depth, noise, regions) in enumerate(_SPEC)
 )
 assert tuple(ly.name for ly in LAYERS) == LAYER_NAMES
+assert all(LAYER_PLACEMENT[ly.name] == (ly.sampling, ly.barrel, ly.position) for ly in LAYERS)
 
 #: Longitudinally adjacent layers whose overlapping cells are topo-cluster neighbours. The third
 #: entry, if any, names a layer between the two: they are linked only where that layer is absent

@@ -81,6 +81,15 @@ def _detector(cfg: DetectorConfig):
     return Detector(cfg, build_geometry())
 
 
+#: Uncompressed size aimed at for the largest basket (cell IDs, 8 bytes per cell).
+BASKET_BYTES = 4 << 20
+
+
+def basket_entries(cells_per_event: float) -> int:
+    """Events per basket so that readers of an entry range decompress little beyond it (as ROOT's auto-flush)."""
+    return int(np.clip(BASKET_BYTES / max(8.0 * cells_per_event, 1.0), 10, 2000))
+
+
 def simulate_file(cfg: SimulateConfig, sample: SampleConfig, index: int) -> FileSummary:
     """Generate, simulate and write one MLTree file; on failure nothing is left at its path."""
     from raypf.malloc_tuning import keep_freed_memory
@@ -117,7 +126,8 @@ def simulate_file(cfg: SimulateConfig, sample: SampleConfig, index: int) -> File
         branches[name] = (cpp_type, data)
     t2 = time.process_time()
     trees = {EVENT_TREE: branches, CELL_GEO_TREE: cell_geo_branches(detector.geo)}
-    write_root_file(path, trees, compression=cfg.compression, level=cfg.compression_level)
+    cells = int(ak.sum(ak.num(branches["cluster_cell_E"][1], axis=2)))
+    write_root_file(path, trees, compression=cfg.compression, level=cfg.compression_level, basket_entries=basket_entries(cells / n))
     t_write = time.process_time() - t2
     n_cluster = branches["nCluster"][1]
     return FileSummary(

@@ -1,0 +1,159 @@
+"""The cell geometry in the form sample building needs, built once and shared read-only by every task.
+
+Two things make per-event work cheap: a hash table from 64-bit cell ID to cell
+index (a sorted-array search costs ~18 dependent probes per cell; the hash
+needs one or two), and an eta-phi grid with cells numbered grid-cell by
+grid-cell (``rank``), so that the cells of an event sorted by rank are
+grouped by grid cell and a cone search is a few contiguous ranges per track.
+All arrays are plain numpy so that ``ray.put`` stores them once and every
+task maps them without a copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from raypf.data.mltree import CellGeometry
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+#: The eta-phi grid spans |eta| <= ETA_GRID; anything beyond lands in the edge rows.
+ETA_GRID = 6.0
+
+
+@dataclass(frozen=True, eq=False)
+class Grid:
+    """Rows in eta of width ``w_eta``, columns in phi of width ``w_phi``, cell (row, col) = row * n_phi + col."""
+
+    eta0: float
+    w_eta: float
+    n_eta: int
+    w_phi: float
+    n_phi: int
+
+    @classmethod
+    def for_cone(cls, radius: float, bins_per_radius: int = 2) -> Grid:
+        w = radius / bins_per_radius
+        n_eta = int(np.ceil(2 * ETA_GRID / w))
+        n_phi = int(np.ceil(2 * np.pi / w))
+        return cls(eta0=-ETA_GRID, w_eta=w, n_eta=n_eta, w_phi=2 * np.pi / n_phi, n_phi=n_phi)
+
+    @property
+    def size(self) -> int:
+        return self.n_eta * self.n_phi
+
+    def row(self, eta: np.ndarray) -> np.ndarray:
+        return np.clip(np.floor((np.asarray(eta, np.float64) - self.eta0) / self.w_eta), 0, self.n_eta - 1).astype(np.int64)
+
+    def col(self, phi: np.ndarray) -> np.ndarray:
+        c = np.floor((np.asarray(phi, np.float64) + np.pi) / self.w_phi).astype(np.int64)
+        return np.mod(c, self.n_phi)
+
+    def cell(self, eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        return self.row(eta) * self.n_phi + self.col(phi)
+
+
+@dataclass(frozen=True, eq=False)
+class CellTable:
+    """Per-cell arrays indexed by cell index, the ID hash table and the grid order."""
+
+    id: np.ndarray  # uint64
+    sampling: np.ndarray  # int8
+    eta: np.ndarray  # float32
+    phi: np.ndarray  # float32
+    x: np.ndarray  # float32, mm
+    y: np.ndarray
+    z: np.ndarray
+    sigma: np.ndarray  # float32, GeV
+    grid_cell: np.ndarray  # int64 grid cell of each cell
+    rank: np.ndarray  # int64 position of each cell in (grid cell, index) order
+    hash_ids: np.ndarray  # uint64 table
+    hash_pos: np.ndarray  # int32 cell index per slot, -1 empty
+    hash_shift: int
+    max_probe: int
+    grid: Grid
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    @classmethod
+    def build(cls, geo: CellGeometry, radius: float) -> CellTable:
+        n = len(geo)
+        eta = geo.eta.astype(np.float32)
+        phi = geo.phi.astype(np.float32)
+        r = geo.rperp.astype(np.float64)
+        grid = Grid.for_cone(radius)
+        grid_cell = grid.cell(eta, phi)
+        order = np.lexsort((np.arange(n), grid_cell))
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        hash_ids, hash_pos, shift, max_probe = _build_hash(geo.id)
+        return cls(
+            id=geo.id,
+            sampling=geo.sampling.astype(np.int8),
+            eta=eta,
+            phi=phi,
+            x=(r * np.cos(phi)).astype(np.float32),
+            y=(r * np.sin(phi)).astype(np.float32),
+            z=(r * np.sinh(eta.astype(np.float64))).astype(np.float32),
+            sigma=geo.sigma.astype(np.float32),
+            grid_cell=grid_cell,
+            rank=rank,
+            hash_ids=hash_ids,
+            hash_pos=hash_pos,
+            hash_shift=shift,
+            max_probe=max_probe,
+            grid=grid,
+        )
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """Cell index of each ID, -1 where the geometry has no such cell.
+
+        The first probe runs on whole arrays (most IDs end there at load 1/4); only the
+        misses go round again.
+        """
+        ids = np.asarray(ids, dtype=np.uint64)
+        mask = len(self.hash_ids) - 1
+        slot = ((ids * _GOLDEN) >> np.uint64(self.hash_shift)).view(np.int64)
+        pos = self.hash_pos[slot]
+        hit = self.hash_ids[slot] == ids
+        out = np.where(hit, pos, -1).astype(np.int64)
+        pending = np.flatnonzero(~hit & (pos >= 0))
+        for probe in range(1, self.max_probe + 1):
+            if not len(pending):
+                break
+            s = (slot[pending] + probe) & mask
+            p = self.hash_pos[s]
+            found = self.hash_ids[s] == ids[pending]
+            out[pending[found]] = p[found]
+            pending = pending[~found & (p >= 0)]
+        return out
+
+
+def _build_hash(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Open addressing with linear probing at load <= 1/4; returns (ids, positions, shift, longest probe)."""
+    n = len(ids)
+    bits = max(4, int(np.ceil(np.log2(max(n, 1) * 4))))
+    size = 1 << bits
+    table_ids = np.zeros(size, dtype=np.uint64)
+    table_pos = np.full(size, -1, dtype=np.int32)
+    shift = 64 - bits
+    slot = ((ids.astype(np.uint64) * _GOLDEN) >> np.uint64(shift)).astype(np.int64)
+    pending = np.arange(n)
+    probe = 0
+    while len(pending):
+        s = (slot[pending] + probe) & (size - 1)
+        free = table_pos[s] < 0
+        # among pending keys aiming at the same free slot, the first wins this round
+        cand = pending[free]
+        uniq, first = np.unique(s[free], return_index=True)
+        table_ids[uniq] = ids[cand[first]]
+        table_pos[uniq] = cand[first]
+        placed = np.zeros(len(pending), dtype=bool)
+        placed[np.nonzero(free)[0][first]] = True
+        pending = pending[~placed]
+        if len(pending):
+            probe += 1
+    return table_ids, table_pos, shift, probe

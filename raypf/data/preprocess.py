@@ -1,0 +1,325 @@
+"""`raypf preprocess`: a Ray Data pipeline from MLTree ROOT files to the samples dataset.
+
+The work items are (file, entry range) pairs sized by compressed bytes, so a
+task holds only its own range. The cell geometry is read once on the driver,
+turned into a ``CellTable`` and ``ray.put`` once; every task receives the
+reference and maps the arrays from the object store without a copy. Each
+task reads its range, builds the samples (``samples.build_samples``) and
+writes its Parquet parts into a staging directory itself, returning only its
+counts: the samples never travel through the object store, and the counts
+make exact metadata without a second pass. The dataset is published by
+swapping the staging directory in (``parquet_out.publish``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from raypf.config import ConfigError
+from raypf.data.mltree import MLTreeError, read_cell_geometry
+from raypf.data.preprocess_config import PreprocessConfig
+from raypf.data.split import SPLITS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    index: int
+    set: str
+    path: str
+    events: int = 0
+    compressed_bytes: int = 0
+
+
+def expand_inputs(cfg: PreprocessConfig) -> list[InputFile]:
+    """Resolve every path or glob of every set, in config order; a pattern matching nothing is a file that is missing."""
+    import fsspec
+
+    out: list[InputFile] = []
+    for item in cfg.inputs:
+        for pattern in item.paths:
+            if any(ch in pattern for ch in "*?["):
+                fs, _ = fsspec.core.url_to_fs(pattern)
+                matches = sorted(fs.glob(pattern))
+                protocol = pattern.split("://", 1)[0] + "://" if "://" in pattern else ""
+                if not matches:
+                    out.append(InputFile(len(out), item.set, pattern))  # reported as missing when opened
+                for m in matches:
+                    out.append(InputFile(len(out), item.set, m if "://" in m or not protocol else protocol + m))
+            else:
+                path = pattern if "://" in pattern else str(Path(pattern).expanduser().resolve())
+                out.append(InputFile(len(out), item.set, path))
+    return out
+
+
+def _inspect(f: InputFile) -> InputFile:
+    """Number of events and compressed bytes of the EventTree (headers only)."""
+    import uproot
+
+    from raypf.data.mltree import _open, _tree
+    from raypf.data.mltree_schema import EVENT_TREE
+
+    with _open(f.path) as handle:
+        tree = _tree(handle, f.path, EVENT_TREE)
+        n = int(tree.num_entries)
+        try:
+            size = int(tree.compressed_bytes)
+        except (uproot.KeyInFileError, AttributeError, ValueError):
+            size = 0
+    return InputFile(f.index, f.set, f.path, n, size)
+
+
+def plan(files: list[InputFile], cfg: PreprocessConfig) -> list[dict]:
+    """Entry ranges of about ``task_megabytes`` compressed input each (or ``events_per_task`` events)."""
+    tasks = []
+    for f in files:
+        if f.events == 0:
+            continue
+        if cfg.events_per_task:
+            step = cfg.events_per_task
+        else:
+            per_event = max(f.compressed_bytes / f.events, 1.0)
+            step = max(1, int(cfg.task_megabytes * 1e6 / per_event))
+        for start in range(0, f.events, step):
+            tasks.append({"file_index": f.index, "set": f.set, "path": f.path, "start": start, "stop": min(start + step, f.events)})
+    return tasks
+
+
+_CELLS: dict = {}
+
+
+def _shared(ref):
+    """The object behind ``ref``, fetched once per worker process; its numpy arrays map the object store (no copy)."""
+    import ray
+
+    key = ref.hex()
+    if key not in _CELLS:
+        _CELLS.clear()
+        _CELLS[key] = ray.get(ref)
+    return _CELLS[key]
+
+
+def process_range(batch: dict, cells_ref, options_json: str, staging: str, compression: str, level: int) -> dict:
+    """Ray Data map function: one entry range in, its parts on disk, its counts (JSON) out."""
+    import json
+
+    from raypf.data.mltree import read_columns
+    from raypf.data.parquet_out import part_name, write_part
+    from raypf.data.preprocess_config import SampleOptions
+    from raypf.data.samples import BRANCHES, build_samples
+    from raypf.malloc_tuning import keep_freed_memory
+
+    keep_freed_memory()
+    cells = _shared(cells_ref)
+    opts = SampleOptions.model_validate_json(options_json)
+    file_index, set_name, path = int(batch["file_index"][0]), str(batch["set"][0]), str(batch["path"][0])
+    start, stop = int(batch["start"][0]), int(batch["stop"][0])
+    t0 = time.process_time()
+    try:
+        cols = read_columns(path, BRANCHES, start, stop)
+        samples = build_samples(cols, cells, opts, path, start)
+    except MLTreeError as err:
+        return {"file_index": [file_index], "stats": [""], "error": [str(err)], "cpu": [time.process_time() - t0]}
+    name = part_name(file_index, path, start)
+    for split, table in samples.tables.items():
+        write_part(table, Path(staging), split, set_name, name, compression, level)
+    stats = json.dumps(asdict(samples.stats))
+    return {"file_index": [file_index], "stats": [stats], "error": [""], "cpu": [time.process_time() - t0]}
+
+
+def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str | None = None) -> dict:
+    """Build the samples dataset under ``output_dir/<dataset hash>``; return its metadata."""
+    import json
+
+    import ray
+
+    from raypf.data import parquet_out
+    from raypf.data.cell_table import CellTable
+    from raypf.data.samples import ChunkStats
+    from raypf.ray_utils import init_ray
+
+    out_root = Path(cfg.output_dir).expanduser().resolve()
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{source}: key 'output_dir': cannot create {out_root}: {err.strerror or err}") from None
+    dataset = cfg.dataset_hash()
+    final = out_root / dataset
+    t_start = time.perf_counter()
+
+    files = expand_inputs(cfg)
+    good: list[InputFile] = []
+    skipped: dict[int, str] = {}
+    for f in files:
+        try:
+            good.append(_inspect(f))
+        except MLTreeError as err:
+            _bad(cfg, skipped, f, str(err))
+    if not good:
+        raise MLTreeError("no readable input files" + "".join(f"\n  {m}" for m in skipped.values()))
+    geometry_file, geometry = None, None
+    for f in good:
+        try:
+            geometry = read_cell_geometry(f.path)
+            geometry_file = f.path
+            break
+        except MLTreeError as err:
+            _bad(cfg, skipped, f, str(err))
+    if geometry is None:
+        raise MLTreeError("no input file has a readable CellGeo tree" + "".join(f"\n  {m}" for m in skipped.values()))
+    good = [f for f in good if f.index not in skipped]
+    tasks = plan(good, cfg)
+    n_events = sum(f.events for f in good)
+    log.info("%d files, %d events, %d tasks; cell geometry (%d cells) from %s", len(good), n_events, len(tasks), len(geometry), geometry_file)
+
+    init_ray(address, cfg.workers)
+    cells_ref = ray.put(CellTable.build(geometry, cfg.samples.max_delta_r))
+    staging = parquet_out.staging_dir(out_root, dataset)
+    totals: dict[str, ChunkStats] = {}
+    cpu = 0.0
+    try:
+        if tasks:
+            ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
+                process_range,
+                batch_size=1,
+                fn_kwargs={
+                    "cells_ref": cells_ref,
+                    "options_json": cfg.samples.model_dump_json(),
+                    "staging": str(staging),
+                    "compression": cfg.parquet_compression,
+                    "level": cfg.parquet_compression_level,
+                },
+                num_cpus=1,
+                concurrency=cfg.workers,
+            )
+            for row in ds.iter_rows():
+                index = int(row["file_index"])
+                cpu += float(row["cpu"])
+                if row["error"]:
+                    _bad(cfg, skipped, files[index], str(row["error"]))
+                    continue
+                stats = ChunkStats(**json.loads(row["stats"]))
+                totals.setdefault(f"{index}", ChunkStats()).merge(stats)
+        for index in skipped:
+            parquet_out.remove_parts(staging, index)
+        per_set: dict[str, ChunkStats] = {}
+        for key, stats in totals.items():
+            if int(key) not in skipped:
+                per_set.setdefault(files[int(key)].set, ChunkStats()).merge(stats)
+        wall = time.perf_counter() - t_start
+        metadata = _metadata(cfg, dataset, files, good, skipped, per_set, geometry_file, wall, cpu)
+        parquet_out.publish(staging, final, metadata)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _log_summary(metadata, final)
+    return metadata
+
+
+def _bad(cfg: PreprocessConfig, skipped: dict[int, str], f: InputFile, message: str) -> None:
+    if cfg.on_bad_file == "fail":
+        raise MLTreeError(message)
+    if f.index not in skipped:
+        log.warning("skipping %s", message)
+        skipped[f.index] = message
+
+
+def _percentiles(hist: list[int]) -> dict:
+    if not hist or sum(hist) == 0:
+        return {"p50": 0, "p99": 0, "max": 0}
+    cdf = np.cumsum(hist) / sum(hist)
+    return {
+        "p50": int(np.searchsorted(cdf, 0.5)),
+        "p99": int(np.searchsorted(cdf, 0.99)),
+        "max": int(np.nonzero(hist)[0][-1]),
+    }
+
+
+def _metadata(cfg, dataset, files, good, skipped, per_set, geometry_file, wall, cpu) -> dict:
+    from raypf.data.samples import CELL, FOCAL, OTHER, SCHEMA, ChunkStats
+
+    total = ChunkStats()
+    for stats in per_set.values():
+        total.merge(stats)
+    features = {}
+    for ptype, feats in total.feature_moments.items():
+        features[ptype] = {}
+        for name, (n, s, s2, lo, hi) in feats.items():
+            mean = s / n if n else 0.0
+            std = float(np.sqrt(max(s2 / n - mean * mean, 0.0))) if n else 0.0
+            features[ptype][name] = {"count": n, "mean": mean, "std": std, "min": lo, "max": hi}
+    events_by_file = {f.index: f.events for f in good}
+    return {
+        "dataset": dataset,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": cfg.model_dump(mode="json"),
+        "config_hash": dataset,
+        "geometry_file": geometry_file,
+        "inputs": [
+            {"set": f.set, "path": f.path, "events": events_by_file.get(f.index, 0), "skipped": skipped.get(f.index)}
+            for f in files
+        ],
+        "skipped_files": [{"path": files[i].path, "reason": m} for i, m in sorted(skipped.items())],
+        "counts": {
+            "events": total.events,
+            "tracks": total.tracks,
+            "samples": dict(zip(SPLITS, total.samples)),
+            "events_per_split": dict(zip(SPLITS, total.events_per_split)),
+            "per_set": {
+                name: {
+                    "events": s.events,
+                    "tracks": s.tracks,
+                    "samples": dict(zip(SPLITS, s.samples)),
+                    "focal_cell_share": s.focal_cell_points / s.cell_points if s.cell_points else 0.0,
+                }
+                for name, s in per_set.items()
+            },
+            "policies": total.dropped,
+        },
+        "points": {
+            **{split: _percentiles(h) for split, h in zip(SPLITS, total.point_hist)},
+            "all": _percentiles([sum(x) for x in _pad(total.point_hist)]),
+        },
+        "feature_stats": {"split": "train", "by_point_type": features},
+        "point_types": {"cell": CELL, "focal_track": FOCAL, "other_track": OTHER},
+        "schema": {f.name: str(f.type) for f in SCHEMA},
+        "wall_seconds": round(wall, 2),
+        "task_cpu_seconds": round(cpu, 2),
+    }
+
+
+def _pad(hists: list[list[int]]) -> list[tuple[int, ...]]:
+    n = max((len(h) for h in hists), default=0)
+    return list(zip(*[h + [0] * (n - len(h)) for h in hists]))
+
+
+def _log_summary(meta: dict, final: Path) -> None:
+    c = meta["counts"]
+    log.info("%-8s %8s %8s %9s %9s %9s %7s", "set", "events", "tracks", "train", "val", "test", "focal")
+    for name, s in c["per_set"].items():
+        sm = s["samples"]
+        log.info(
+            "%-8s %8d %8d %9d %9d %9d %6.1f%%",
+            name, s["events"], s["tracks"], sm["train"], sm["val"], sm["test"], 100 * s["focal_cell_share"],
+        )  # fmt: skip
+    n_samples = sum(c["samples"].values())
+    wall = meta["wall_seconds"]
+    log.info(
+        "%d events, %d samples in %.1f s: %.0f events/s, %.0f samples/s; points p50/p99/max %s",
+        c["events"], n_samples, wall, c["events"] / wall, n_samples / wall,
+        "/".join(str(meta["points"]["all"][k]) for k in ("p50", "p99", "max")),
+    )  # fmt: skip
+    if c["policies"]:
+        log.info("policies: %s", ", ".join(f"{k} {v}" for k, v in sorted(c["policies"].items())))
+    for s in meta["skipped_files"]:
+        log.warning("skipped %s: %s", s["path"], s["reason"])
+    log.info("dataset: %s", final)

@@ -1,0 +1,266 @@
+"""`raypf preprocess` on real simulated files through a real local Ray: content, split, re-runs, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import uproot
+
+from raypf.data.mltree import MLTreeError, read_cell_geometry, read_columns
+from raypf.data.mltree_schema import EVENT_BRANCHES
+from raypf.data.parquet_out import LATEST, METADATA
+from raypf.data.preprocess import run_preprocess
+from raypf.data.preprocess_config import PreprocessConfig, SampleOptions
+from raypf.data.samples import BRANCHES, FOCAL, build_samples
+from raypf.data.cell_table import CellTable
+from raypf.data.split import assign_splits
+from raypf.simulate.rootio import write_root_file
+
+from .oracle import reference_samples
+
+SETS = ("rho", "delta", "JZ2", "JZ3")
+
+
+def _config(inputs: list[dict], out: Path, **extra) -> PreprocessConfig:
+    return PreprocessConfig.model_validate({"inputs": inputs, "output_dir": str(out), **extra})
+
+
+@pytest.fixture(scope="session")
+def sim_root(sim_dataset) -> Path:
+    return Path(sim_dataset["config"]["output_dir"])
+
+
+@pytest.fixture(scope="session")
+def preprocessed(ray_session, sim_root, tmp_path_factory):
+    """The whole small simulated dataset, several entry ranges per file."""
+    cfg = _config([{"set": s, "paths": [str(sim_root / s / "*.root")]} for s in SETS], tmp_path_factory.mktemp("samples"), events_per_task=7)
+    meta = run_preprocess(cfg)
+    return cfg, meta, Path(cfg.output_dir) / meta["dataset"]
+
+
+def _load(path: Path):
+    return pq.read_table(path).to_pandas()
+
+
+def _points(row) -> dict:
+    keys = zip(row["point_type"], row["track"], row["layer"], row["cell_id"])
+    return {(int(t), int(k), int(ly), int(c)): i for i, (t, k, ly, c) in enumerate(keys)}
+
+
+def test_oracle_agrees_exactly_on_every_set(preprocessed, sim_dataset):
+    _, _, path = preprocessed
+    df = _load(path)
+    checked = {s: 0 for s in SETS}
+    for f in sim_dataset["files"]:
+        set_name = Path(f["path"]).parent.name
+        ref = reference_samples(f["path"])
+        rows = df[(df["set"] == set_name) & (df["file"] == Path(f["path"]).name)]
+        got = {(int(r.entry), int(r.track_index)): r for r in rows.itertuples()}
+        assert set(got) == set(ref), f["path"]
+        for key, sample in ref.items():
+            row = got[key]._asdict()
+            pts = _points(row)
+            assert set(pts) == set(sample["points"]), (f["path"], key)
+            order = [pts[k] for k in sample["points"]]
+            want = list(sample["points"].values())
+
+            def check(got_names, key, rtol, atol=0.0):
+                got = np.stack([np.asarray(row[n])[order] for n in got_names], axis=1)
+                exp = np.array([w[key] if len(got_names) > 1 else [w[key]] for w in want], dtype=np.float64)
+                np.testing.assert_allclose(got, exp, rtol=rtol, atol=atol, err_msg=f"{f['path']} {key} {got_names}")
+
+            check(["x", "y", "z"], "xyz", 1e-6, 1e-3)
+            check(["delta_r"], "delta_r", 1e-5, 1e-7)
+            check(["dist_focal"], "dist_focal", 1e-4, 1e-2)
+            check(["energy"], "energy", 1e-6)
+            check(["sigma"], "sigma", 1e-6)
+            check(["chi2_ndof"], "chi2_ndof", 1e-5)
+            check(["cluster"], "cluster", 0)
+            check(["truth_focal", "truth_other_tracked", "truth_untracked", "truth_total"], "truth", 1e-5, 1e-6)
+            for name in ("track_pt", "track_eta", "track_phi"):
+                np.testing.assert_allclose(row[name], sample["scalars"][name], rtol=1e-6)
+            assert row["truth_index"] == sample["scalars"]["truth_index"]
+            assert row["truth_pdg_id"] == sample["scalars"]["truth_pdg_id"]
+            assert row["event"] == sample["scalars"]["event"]
+            types = row["point_type"]
+            assert row["n_points"] == len(types) == row["n_cells"] + row["n_focal_points"] + row["n_other_track_points"]
+            assert list(types[: row["n_focal_points"]]) == [FOCAL] * row["n_focal_points"]
+            checked[set_name] += 1
+    assert all(n > 0 for n in checked.values()), checked
+
+
+def test_split_is_per_event_and_matches_the_hash(preprocessed):
+    cfg, meta, path = preprocessed
+    df = _load(path)
+    per_event = df.groupby(["run", "event"])["split"].nunique()
+    assert (per_event == 1).all()
+    codes = assign_splits(df["run"].to_numpy(), df["event"].to_numpy(), cfg.samples.split.train, cfg.samples.split.val)
+    assert (np.array(["train", "val", "test"])[codes] == df["split"].astype(str).to_numpy()).all()
+    assert meta["counts"]["samples"] == df["split"].astype(str).value_counts().reindex(["train", "val", "test"], fill_value=0).to_dict()
+    for s in SETS:
+        assert sum(meta["counts"]["per_set"][s]["samples"].values()) == int((df["set"] == s).sum())
+    assert set(meta["feature_stats"]["by_point_type"]) == {"cell", "focal_track", "other_track"}
+    assert meta["points"]["all"]["max"] == df["n_points"].max()
+
+
+def _sorted(df):
+    df = df.sort_values(["set", "file", "entry", "track_index"]).reset_index(drop=True)
+    return df.drop(columns=["split"]).assign(split=df["split"].astype(str), set=df["set"].astype(str), file=df["file"].astype(str))
+
+
+def test_rerun_replaces_and_another_config_writes_elsewhere(preprocessed):
+    cfg, meta, path = preprocessed
+    before = _sorted(_load(path))
+    again = cfg.model_copy(update={"workers": 1, "events_per_task": 2})
+    meta2 = run_preprocess(again)
+    assert meta2["dataset"] == meta["dataset"]
+    after = _sorted(_load(path))
+    assert len(after) == len(before)
+    for col in ("set", "file", "entry", "track_index", "split", "n_points"):
+        assert (after[col].to_numpy() == before[col].to_numpy()).all(), col
+    assert all(np.array_equal(a, b) for a, b in zip(after["cell_id"], before["cell_id"]))
+    other = cfg.model_copy(update={"samples": cfg.samples.model_copy(update={"max_delta_r": 0.1})})
+    meta3 = run_preprocess(other)
+    assert meta3["dataset"] != meta["dataset"]
+    root = Path(cfg.output_dir)
+    assert (root / meta["dataset"] / METADATA).is_file() and (root / meta3["dataset"] / METADATA).is_file()
+    assert (root / LATEST).resolve() == (root / meta3["dataset"]).resolve()
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+    narrow = _load(root / meta3["dataset"])
+    cone = np.concatenate([r.delta_r[r.point_type != FOCAL] for r in narrow.itertuples()])
+    assert 0.09 < cone.max() <= 0.1 + 1e-6  # focal-track points are kept wherever they are
+
+
+def test_truncation_keeps_the_focal_track_and_the_nearest_points(sim_root):
+    path = str(next((sim_root / "JZ3").glob("*.root")))
+    cells = CellTable.build(read_cell_geometry(path), 0.2)
+    cols = read_columns(path, BRANCHES)
+    full = build_samples(cols, cells, SampleOptions(min_cells=0, max_points=100_000), path).tables["train"].to_pandas()
+    cut = build_samples(cols, cells, SampleOptions(min_cells=0, max_points=64), path)
+    assert cut.stats.dropped["more_than_max_points_truncated"] > 0
+    small = cut.tables["train"].to_pandas()
+    assert (small["n_points"] <= 64).all() and small["truncated"].any()
+    for a, b in zip(full.itertuples(), small.itertuples()):
+        assert (a.entry, a.track_index) == (b.entry, b.track_index)
+        if not b.truncated:
+            assert a.n_points == b.n_points
+            continue
+        assert b.n_focal_points == a.n_focal_points
+        rest = np.sort(a.delta_r[a.point_type != FOCAL])
+        kept = np.sort(b.delta_r[b.point_type != FOCAL])
+        np.testing.assert_array_equal(kept, rest[: len(kept)])
+
+
+# ---------------------------------------------------------------- unusual and bad input
+
+
+def _events(path: str) -> dict:
+    tree = uproot.open(path)["EventTree"]
+    return {name: tree[name].array(library="ak") for name in EVENT_BRANCHES}
+
+
+def _geo_branches(path: str) -> dict:
+    from raypf.data.mltree_schema import CELL_GEO_BRANCHES
+
+    tree = uproot.open(path)["CellGeo"]
+    return {name: (cpp, tree[name].array(library="ak")) for name, cpp in CELL_GEO_BRANCHES.items()}
+
+
+def _write(path: Path, events: dict, types: dict | None = None, geo: dict | None = None, source: str = "") -> Path:
+    types = {**EVENT_BRANCHES, **(types or {})}
+    branches = {k: (types[k], v) for k, v in events.items()}
+    write_root_file(path, {"EventTree": branches, "CellGeo": geo or _geo_branches(source)})
+    return path
+
+
+@pytest.fixture(scope="session")
+def odd_file(sim_root, tmp_path_factory) -> Path:
+    """A rho file as another MLTree version might write it: other widths, unused branches gone,
+    an event without tracks and one without clusters."""
+    source = str(sorted((sim_root / "rho").glob("*.root"))[0])
+    ev = _events(source)
+    no_tracks, no_clusters = 0, 1
+    for name in ev:
+        if name.startswith("track") or name.startswith("cluster"):
+            i = no_tracks if name.startswith("track") else no_clusters
+            ev[name] = ak.concatenate([ev[name][:i], ev[name][i : i + 1][:, :0], ev[name][i + 1 :]])
+    ev["nTrack"] = ak.to_numpy(ak.num(ev["trackPt"])).astype(np.int32)
+    ev["nCluster"] = ak.to_numpy(ak.num(ev["cluster_E"])).astype(np.int32)
+    for unused in ("trackD0", "trackZ0", "cluster_Pt", "cluster_EM_PROBABILITY", "truthPartPt", "mcEventWeight", "trackSubtractedCaloEnergy"):
+        del ev[unused]
+    types = {
+        "runNumber": "Long64_t", "eventNumber": "int", "trackPt": "vector<double>", "trackEta_EMB2": "vector<double>",
+        "cluster_cell_ID": "vector<vector<Long64_t>>", "cluster_cell_E": "vector<vector<double>>",
+        "cluster_cell_hitsTruthIndex": "vector<vector<vector<Long64_t>>>", "cluster_cell_hitsTruthE": "vector<vector<vector<double>>>",
+    }  # fmt: skip
+    return _write(tmp_path_factory.mktemp("odd") / "rho_odd.root", ev, types, source=source)
+
+
+def test_other_widths_missing_unused_branches_and_empty_events(ray_session, odd_file, tmp_path):
+    tree = uproot.open(odd_file)["EventTree"]
+    assert "trackD0" not in tree.keys() and tree["trackPt"].interpretation.content.from_dtype.itemsize == 8
+    meta = run_preprocess(_config([{"set": "rho", "paths": [str(odd_file)]}], tmp_path, events_per_task=5))
+    df = _load(tmp_path / meta["dataset"])
+    ref = reference_samples(str(odd_file))
+    assert len(ref) > 0
+    assert {(int(r.entry), int(r.track_index)) for r in df.itertuples()} == set(ref)
+    for r in df.itertuples():
+        assert set(_points(r._asdict())) == set(ref[(r.entry, r.track_index)]["points"])
+    assert meta["counts"]["events"] == len(tree["runNumber"].array())
+    assert (df["cell_id"].explode().astype(np.uint64) >= np.uint64(2**63)).any()
+
+
+def _bad_files(sim_root: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
+    source = str(sorted((sim_root / "rho").glob("*.root"))[0])
+    files = {}
+    files["missing"] = (tmp / "gone.root", "no such file")
+    p = tmp / "text.root"
+    p.write_bytes(b"not a ROOT file\n" * 64)
+    files["not_root"] = (p, "not a readable ROOT file")
+    data = Path(source).read_bytes()
+    p = tmp / "cut.root"
+    p.write_bytes(data[: len(data) // 2])
+    files["truncated"] = (p, "cut.root")
+    ev = _events(source)
+    p = tmp / "no_tree.root"
+    write_root_file(p, {"CellGeo": _geo_branches(source)})
+    files["missing_tree"] = (p, "tree 'EventTree' missing")
+    files["missing_branch"] = (_write(tmp / "no_branch.root", {k: v for k, v in ev.items() if k != "cluster_cell_E"}, source=source), "lacks branch.*cluster_cell_E")
+    n_track = ak.to_numpy(ev["nTrack"]).copy()
+    n_track[15] += 1  # late in the file: earlier entry ranges are fine and already written
+    files["inconsistent"] = (_write(tmp / "inconsistent.root", {**ev, "nTrack": n_track}, source=source), "'nTrack' disagrees.*'trackPt'")
+    return files
+
+
+@pytest.fixture(scope="session")
+def bad_files(sim_root, tmp_path_factory):
+    return _bad_files(sim_root, tmp_path_factory.mktemp("bad"))
+
+
+@pytest.mark.parametrize("case", ["missing", "not_root", "truncated", "missing_tree", "missing_branch", "inconsistent"])
+def test_bad_file_fails_naming_file_and_branch(ray_session, bad_files, sim_root, tmp_path, case):
+    path, message = bad_files[case]
+    good = str(sorted((sim_root / "rho").glob("*.root"))[0])
+    cfg = _config([{"set": "rho", "paths": [good, str(path)]}], tmp_path, events_per_task=4)
+    with pytest.raises(MLTreeError, match=message) as err:
+        run_preprocess(cfg)
+    assert str(path) in str(err.value) or path.name in str(err.value)
+    assert [p.name for p in tmp_path.iterdir()] == []  # nothing half written
+
+
+def test_skip_policy_keeps_only_complete_files(ray_session, bad_files, sim_root, tmp_path):
+    good = sorted(str(p) for p in (sim_root / "rho").glob("*.root"))
+    bad = [str(p) for p, _ in bad_files.values()]
+    cfg = _config([{"set": "rho", "paths": good + bad}], tmp_path, events_per_task=4, on_bad_file="skip")
+    meta = run_preprocess(cfg)
+    assert sorted(s["path"] for s in meta["skipped_files"]) == sorted(str(Path(b).resolve()) for b in bad)
+    df = _load(tmp_path / meta["dataset"])
+    assert set(df["file"].astype(str)) == {Path(g).name for g in good}
+    parts = list((tmp_path / meta["dataset"]).rglob("*.parquet"))
+    assert not any("inconsistent" in p.name for p in parts)
+    assert meta["counts"]["events"] == sum(uproot.open(g)["EventTree"].num_entries for g in good)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([meta["dataset"], LATEST])
