@@ -88,11 +88,26 @@ def decode(
                 nbytes = k * itemsize
                 if p + nbytes > end or nv + nbytes > len(values):
                     return OVERRUN, e
-                for i in range(k):  # big-endian to native
-                    for j in range(itemsize):
-                        values[nv + j] = data[p + itemsize - 1 - j]
-                    nv += itemsize
-                    p += itemsize
+                if itemsize == 4:  # big-endian to native, unrolled for the common widths
+                    for i in range(k):
+                        values[nv] = data[p + 3]
+                        values[nv + 1] = data[p + 2]
+                        values[nv + 2] = data[p + 1]
+                        values[nv + 3] = data[p]
+                        nv += 4
+                        p += 4
+                elif itemsize == 8:
+                    for i in range(k):
+                        for j in range(8):
+                            values[nv + j] = data[p + 7 - j]
+                        nv += 8
+                        p += 8
+                else:
+                    for i in range(k):
+                        for j in range(itemsize):
+                            values[nv + j] = data[p + itemsize - 1 - j]
+                        nv += itemsize
+                        p += itemsize
         if p != end:
             return BAD_HEADER, e
     return nv, -1

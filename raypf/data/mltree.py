@@ -197,35 +197,32 @@ def _read_nested(branch, start: int, stop: int, depth: int, dtype: np.dtype) -> 
     from raypf.data.baskets import decode_entries
 
     covered = 0
-    pieces: list[tuple[list[np.ndarray], np.ndarray]] = []
+    chunks: list[np.ndarray] = []
+    entry_offsets: list[np.ndarray] = []
+    size = 0
     for i in range(branch.num_baskets):
         b0, b1 = (int(x) for x in branch.basket_entry_start_stop(i))
         covered += b1 - b0
         if b1 <= start or b0 >= stop:
             continue
         basket = branch.basket(i)
-        entry_offsets = basket.byte_offsets
-        if entry_offsets is None or len(entry_offsets) != b1 - b0 + 1:
+        offs = basket.byte_offsets
+        if offs is None or len(offs) != b1 - b0 + 1:
             return None
         a, b = max(start, b0) - b0, min(stop, b1) - b0
-        data = np.frombuffer(basket.data, dtype=np.uint8)
-        try:
-            pieces.append(decode_entries(data, np.asarray(entry_offsets[a : b + 1]), depth, dtype.itemsize))
-        except ValueError as err:
-            raise MLTreeError(f"{branch.file.file_path}: branch {branch.name!r} basket {i}: {err}") from None
+        offs = np.asarray(offs[a : b + 1], dtype=np.int64)
+        chunks.append(np.frombuffer(basket.data, dtype=np.uint8)[offs[0] : offs[-1]])
+        entry_offsets.append(offs[1:] - offs[0] + size if entry_offsets else offs - offs[0])
+        size += int(offs[-1] - offs[0])
     if covered != branch.num_entries:  # entries in an embedded (unwritten) basket: let uproot handle it
         return None
-    values = np.concatenate([raw for _, raw in pieces]).view(dtype.newbyteorder("="))
-    if len(pieces) == 1:
-        return Jagged(tuple(pieces[0][0]), values)
-    offsets = tuple(_join_offsets([offs[level] for offs, _ in pieces]) for level in range(depth))
-    return Jagged(offsets, values)
-
-
-def _join_offsets(parts: list[np.ndarray]) -> np.ndarray:
-    """Concatenate offset arrays (each from 0), shifting each by the end of the ones before."""
-    shifts = np.cumsum([0] + [int(p[-1]) for p in parts[:-1]])
-    return np.concatenate([parts[0]] + [p[1:] + s for p, s in zip(parts[1:], shifts[1:])])
+    # one decoder call over the range's bytes from every basket: offsets come out joined
+    data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+    try:
+        offsets, raw = decode_entries(data, np.concatenate(entry_offsets), depth, dtype.itemsize)
+    except ValueError as err:
+        raise MLTreeError(f"{branch.file.file_path}: branch {branch.name!r} entries {start}-{stop}: {err}") from None
+    return Jagged(tuple(offsets), raw.view(dtype.newbyteorder("=")))
 
 
 def _cast(col: Jagged, dtype: np.dtype, path: str, name: str) -> Jagged:

@@ -124,14 +124,25 @@ def process_range(batch: dict, cells_ref, options_json: str, staging: str, compr
     t0 = time.process_time()
     try:
         cols = read_columns(path, BRANCHES, start, stop)
+        t1 = time.process_time()
         samples = build_samples(cols, cells, opts, path, start)
     except MLTreeError as err:
-        return {"file_index": [file_index], "stats": [""], "error": [str(err)], "cpu": [time.process_time() - t0]}
+        return {"file_index": [file_index], "stats": [""], "error": [str(err)], "cpu": [[time.process_time() - t0, 0.0, 0.0]], "rss": [_peak_rss()]}
+    del cols
+    t2 = time.process_time()
     name = part_name(file_index, path, start)
     for split, table in samples.tables.items():
         write_part(table, Path(staging), split, set_name, name, compression, level)
     stats = json.dumps(asdict(samples.stats))
-    return {"file_index": [file_index], "stats": [stats], "error": [""], "cpu": [time.process_time() - t0]}
+    cpu = [t1 - t0, t2 - t1, time.process_time() - t2]  # read, build, write
+    return {"file_index": [file_index], "stats": [stats], "error": [""], "cpu": [cpu], "rss": [_peak_rss()]}
+
+
+def _peak_rss() -> int:
+    """Peak resident memory of this worker process so far, bytes."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str | None = None) -> dict:
@@ -183,7 +194,8 @@ def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str |
     cells_ref = ray.put(CellTable.build(geometry, cfg.samples.max_delta_r))
     staging = parquet_out.staging_dir(out_root, dataset)
     totals: dict[str, ChunkStats] = {}
-    cpu = 0.0
+    cpu = np.zeros(3)
+    peak_rss = 0
     try:
         if tasks:
             ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
@@ -201,7 +213,8 @@ def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str |
             )
             for row in ds.iter_rows():
                 index = int(row["file_index"])
-                cpu += float(row["cpu"])
+                cpu += np.asarray(row["cpu"], dtype=float)
+                peak_rss = max(peak_rss, int(row["rss"]))
                 if row["error"]:
                     _bad(cfg, skipped, files[index], str(row["error"]))
                     continue
@@ -214,7 +227,7 @@ def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str |
             if int(key) not in skipped:
                 per_set.setdefault(files[int(key)].set, ChunkStats()).merge(stats)
         wall = time.perf_counter() - t_start
-        metadata = _metadata(cfg, dataset, files, good, skipped, per_set, geometry_file, wall, cpu)
+        metadata = _metadata(cfg, dataset, files, good, skipped, per_set, geometry_file, wall, cpu, peak_rss)
         parquet_out.publish(staging, final, metadata)
     except BaseException:
         import shutil
@@ -244,7 +257,7 @@ def _percentiles(hist: list[int]) -> dict:
     }
 
 
-def _metadata(cfg, dataset, files, good, skipped, per_set, geometry_file, wall, cpu) -> dict:
+def _metadata(cfg, dataset, files, good, skipped, per_set, geometry_file, wall, cpu, peak_rss) -> dict:
     from raypf.data.samples import CELL, FOCAL, OTHER, SCHEMA, ChunkStats
 
     total = ChunkStats()
@@ -293,7 +306,8 @@ def _metadata(cfg, dataset, files, good, skipped, per_set, geometry_file, wall, 
         "point_types": {"cell": CELL, "focal_track": FOCAL, "other_track": OTHER},
         "schema": {f.name: str(f.type) for f in SCHEMA},
         "wall_seconds": round(wall, 2),
-        "task_cpu_seconds": round(cpu, 2),
+        "task_cpu_seconds": {"read": round(cpu[0], 3), "build": round(cpu[1], 3), "write": round(cpu[2], 3)},
+        "peak_worker_rss_bytes": peak_rss,
     }
 
 

@@ -256,25 +256,23 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     u_eta = cells.eta[u_g]
     u_phi = cells.phi[u_g]
 
-    # ---- truth per unique cell
+    # ---- truth per cell, summed in file order (a duplicate's copy is simply never looked at)
     t_index, t_energy = cols["cluster_cell_hitsTruthIndex"], cols["cluster_cell_hitsTruthE"]
     c_off = t_index.offsets[2]
-    k_cell, k_src = _expand(c_off[unique], np.diff(c_off)[unique])
-    k_e = t_energy.values[k_src]
+    n_contrib = np.diff(c_off)
+    k_cell = np.repeat(np.arange(n_cell_raw), n_contrib)
+    k_e = t_energy.values
     if opts.negative_truth == "clip":
         neg = k_e < 0
         stats.count("negative_truth_deposits_clipped", int(neg.sum()))
         k_e = np.where(neg, np.float32(0), k_e)
-    k_i = t_index.values[k_src].astype(np.int64)
-    k_ev = u_ev[k_cell]
+    k_i = t_index.values.astype(np.int64)
+    k_ev = cell_ev[k_cell]
     k_ok = (k_i >= 0) & (k_i < n_truth_ev[k_ev])
     stats.count("truth_deposits_with_unknown_particle", int((~k_ok).sum()))
     k_part = np.where(k_ok, truth_off[k_ev] + k_i, len(tracked) - 1)
-    k_tracked = tracked[k_part]
-    n_u = len(unique)
-    e_total = np.bincount(k_cell, weights=k_e, minlength=n_u)
-    e_tracked = np.bincount(k_cell, weights=np.where(k_tracked, k_e, 0), minlength=n_u)
-    k_off = _cumsum0(np.diff(c_off)[unique])
+    e_total = np.bincount(k_cell, weights=k_e, minlength=n_cell_raw)[unique]
+    e_tracked = np.bincount(k_cell, weights=np.where(tracked[k_part], k_e, 0), minlength=n_cell_raw)[unique]
 
     # ---- cone search: cells
     q, start, count = _cone_ranges(grid, radius, s_ev, ref_eta, ref_phi, u_key)
@@ -374,17 +372,25 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
         col[pos_o] = o_val
 
     # distance to the nearest focal-track point, over the focal points padded to a rectangle
-    # (every focal track has at least its reference point; rows are padded with their last point)
+    # (every focal track has at least its reference point; rows are padded with their last point).
+    # Point arrays are grouped by sample, so a focal point's coordinate per point is a np.repeat.
     width = int(n_focal.max()) if n_s else 0
-    fx, fy, fz = out["x"][pos_f], out["y"][pos_f], out["z"][pos_f]
     kept_first = _cumsum0(np.bincount(f_s, minlength=n_s))
     pad = np.minimum(kept_first[:-1, None] + np.arange(max(width, 1))[None, :], np.maximum(kept_first[1:, None] - 1, 0))
+    focal_xyz = [out[c][pos_f] for c in ("x", "y", "z")]
     for s_arr, pos in ((c_s, pos_c), (o_s, pos_o)):
+        per_sample = np.bincount(s_arr, minlength=n_s)
         best = np.full(len(s_arr), np.inf, dtype=np.float32)
-        px, py, pz = out["x"][pos], out["y"][pos], out["z"][pos]
+        d = np.empty_like(best)
+        tmp = np.empty_like(best)
+        points = [out[c][pos] for c in ("x", "y", "z")]
         for j in range(width):
-            k = pad[s_arr, j]
-            d = (px - fx[k]) ** 2 + (py - fy[k]) ** 2 + (pz - fz[k]) ** 2
+            k = pad[:, j]
+            d[:] = 0
+            for p_c, f_c in zip(points, focal_xyz):
+                np.subtract(p_c, np.repeat(f_c[k], per_sample), out=tmp)
+                np.multiply(tmp, tmp, out=tmp)
+                np.add(d, tmp, out=d)
             np.minimum(best, d, out=best)
         out["dist_focal"][pos] = np.sqrt(best)
 
@@ -393,7 +399,8 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     c_tracked = e_tracked[c_u]
     focal_part = t_global[focal]
     need = np.nonzero((c_tracked > 0) & (focal_part[c_s] >= 0))[0]
-    pair, kk = _expand(k_off[c_u[need]], np.diff(k_off)[c_u[need]])
+    raw = unique[c_u[need]]
+    pair, kk = _expand(c_off[raw], n_contrib[raw])
     match = k_part[kk] == focal_part[c_s[need[pair]]]
     c_focal = np.zeros(len(c_s))
     c_focal[need] = np.bincount(pair, weights=np.where(match, k_e[kk], 0), minlength=len(need))
@@ -511,11 +518,15 @@ def _distinct_per_sample(s: np.ndarray, track: np.ndarray, n_s: int) -> np.ndarr
 
 def _moments(stats: ChunkStats, points: dict[str, np.ndarray]) -> None:
     """Count, sum, sum of squares, min and max of each feature per point type (training split only)."""
-    for ptype, code in (("cell", CELL), ("focal_track", FOCAL), ("other_track", OTHER)):
-        sel = points["point_type"] == code
-        if not sel.any():
-            continue
-        feats = stats.feature_moments.setdefault(ptype, {})
-        for name in STAT_FEATURES:
-            v = points[name][sel].astype(np.float64)
-            feats[name] = [int(len(v)), float(v.sum()), float(np.dot(v, v)), float(v.min()), float(v.max())]
+    types = points["point_type"]
+    order = np.argsort(types, kind="stable")  # int8: a radix sort
+    bounds = np.searchsorted(types[order], [CELL, FOCAL, OTHER, OTHER + 1])
+    names = (("cell", CELL), ("focal_track", FOCAL), ("other_track", OTHER))
+    for name in STAT_FEATURES:
+        v = points[name][order].astype(np.float64)
+        for ptype, code in names:
+            a, b = int(bounds[code]), int(bounds[code + 1])
+            if b > a:
+                part = v[a:b]
+                feats = stats.feature_moments.setdefault(ptype, {})
+                feats[name] = [b - a, float(part.sum()), float(np.dot(part, part)), float(part.min()), float(part.max())]
