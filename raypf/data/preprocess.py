@@ -44,7 +44,7 @@ def expand_inputs(cfg: PreprocessConfig) -> list[InputFile]:
 
     out: list[InputFile] = []
     for item in cfg.inputs:
-        for pattern in item.paths:
+        for pattern in map(cfg.resolve, item.paths):
             if any(ch in pattern for ch in "*?["):
                 fs, _ = fsspec.core.url_to_fs(pattern)
                 matches = sorted(fs.glob(pattern))
@@ -52,10 +52,9 @@ def expand_inputs(cfg: PreprocessConfig) -> list[InputFile]:
                 if not matches:
                     out.append(InputFile(len(out), item.set, pattern))  # reported as missing when opened
                 for m in matches:
-                    out.append(InputFile(len(out), item.set, m if "://" in m or not protocol else protocol + m))
+                    out.append(InputFile(len(out), item.set, protocol + m if protocol and "://" not in m else m))
             else:
-                path = pattern if "://" in pattern else str(Path(pattern).expanduser().resolve())
-                out.append(InputFile(len(out), item.set, path))
+                out.append(InputFile(len(out), item.set, pattern))
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
@@ -54,6 +55,7 @@ class PreprocessConfig(StrictModel):
     """`raypf preprocess`: MLTree files in, the samples dataset out (DESIGN.md, "Intermediate")."""
 
     inputs: list[InputSet] = Field(min_length=1)
+    input_dir: str = Field(default=".", description="relative input paths are taken from here")
     output_dir: str = "output/samples"
     samples: SampleOptions = SampleOptions()
     on_bad_file: Literal["fail", "skip"] = Field(default="fail", description="skip: leave the file out, list it in the summary")
@@ -71,11 +73,18 @@ class PreprocessConfig(StrictModel):
             raise ValueError(f"set(s) listed twice in inputs: {', '.join(dup)} (give one entry several paths instead)")
         return self
 
+    def resolve(self, path: str) -> str:
+        """An input path or glob made absolute (URLs as they are)."""
+        if "://" in path:
+            return path
+        return str((Path(self.input_dir).expanduser() / Path(path).expanduser()).resolve())
+
     def dataset_hash(self) -> str:
         """Hash of everything that decides the rows: inputs, sample options, bad-file policy, Parquet settings.
 
         Not the output directory or how the work is cut into tasks, which change nothing in the data.
         """
-        content = self.model_dump(mode="json", exclude={"output_dir", "events_per_task", "task_megabytes", "workers"})
+        content = self.model_dump(mode="json", exclude={"output_dir", "events_per_task", "task_megabytes", "workers", "input_dir"})
+        content["inputs"] = [{"set": i.set, "paths": [self.resolve(p) for p in i.paths]} for i in self.inputs]
         blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:10]

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from raypf.data.cell_table import CellTable, Grid
+from raypf.data.cell_table import CellTable
+from raypf.data.cone import cone_ranges, cumsum0, expand, grid_order, wrap_phi
 from raypf.data.mltree import Jagged, MLTreeError
 from raypf.data.mltree_schema import LAYER_PLACEMENT, LAYERS, MISSING_THRESHOLD
 from raypf.data.preprocess_config import SampleOptions
@@ -129,65 +130,6 @@ class Samples:
     stats: ChunkStats
 
 
-def _cumsum0(counts: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out
-
-
-def _expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(owner, index) for every index in the ranges [starts[i], starts[i] + counts[i])."""
-    counts = counts.astype(np.int64)
-    owner = np.repeat(np.arange(len(counts)), counts)
-    offs = _cumsum0(counts)
-    return owner, np.arange(offs[-1]) - np.repeat(offs[:-1] - starts, counts)
-
-
-def _wrap(dphi: np.ndarray) -> np.ndarray:
-    return np.where(dphi > np.pi, dphi - 2 * np.pi, np.where(dphi < -np.pi, dphi + 2 * np.pi, dphi))
-
-
-def _cone_ranges(grid: Grid, radius: float, ev: np.ndarray, eta: np.ndarray, phi: np.ndarray, keys: np.ndarray):
-    """For each query (event, eta, phi), the ranges of ``keys`` (sorted event * grid.size + grid cell) that can hold
-    points within ``radius``: per eta row of the grid, one or two (phi wrap) runs of grid cells.
-
-    Returns (query of each range, start, count).
-    """
-    q = len(ev)
-    eta = eta.astype(np.float64)
-    phi = phi.astype(np.float64)
-    lo_row = np.floor((eta - radius - grid.eta0) / grid.w_eta).astype(np.int64)
-    n_rows = int(np.ceil(2 * radius / grid.w_eta)) + 1
-    rows = lo_row[:, None] + np.arange(n_rows)[None, :]  # (q, n_rows)
-    top = np.clip(rows, 0, grid.n_eta - 1)
-    row_lo = grid.eta0 + top * grid.w_eta
-    row_hi = row_lo + grid.w_eta
-    row_lo = np.where(top == 0, -np.inf, row_lo)  # edge rows hold everything beyond the grid
-    row_hi = np.where(top == grid.n_eta - 1, np.inf, row_hi)
-    d_eta = np.maximum(0.0, np.maximum(row_lo - eta[:, None], eta[:, None] - row_hi))
-    # a row clipped onto the grid's edge is searched once only
-    first = np.ones(rows.shape, dtype=bool)
-    first[:, 1:] = top[:, 1:] != top[:, :-1]
-    ok = (d_eta <= radius) & first
-    half = np.sqrt(np.maximum(radius * radius - d_eta * d_eta, 0.0))
-    c_lo = np.floor((phi[:, None] - half + np.pi) / grid.w_phi).astype(np.int64)
-    c_hi = np.floor((phi[:, None] + half + np.pi) / grid.w_phi).astype(np.int64)
-    full = c_hi - c_lo + 1 >= grid.n_phi
-    # run A and run B (the wrapped part), as half-open column intervals within [0, n_phi)
-    a0 = np.where(full, 0, np.mod(c_lo, grid.n_phi))
-    a1 = np.where(full, grid.n_phi, np.where(c_lo < 0, grid.n_phi, np.where(c_hi >= grid.n_phi, grid.n_phi, c_hi + 1)))
-    b0 = np.zeros_like(a0)
-    b1 = np.where(full, 0, np.where(c_lo < 0, c_hi + 1, np.where(c_hi >= grid.n_phi, c_hi - grid.n_phi + 1, 0)))
-    base = ev[:, None].astype(np.int64) * grid.size + top * grid.n_phi
-    lo = np.stack([base + a0, base + b0], axis=2)  # (q, n_rows, 2)
-    hi = np.stack([base + a1, base + b1], axis=2)
-    valid = np.repeat(ok[:, :, None], 2, axis=2) & (hi > lo)
-    query = np.broadcast_to(np.arange(q)[:, None, None], valid.shape)[valid]
-    start = np.searchsorted(keys, lo[valid], side="left")
-    stop = np.searchsorted(keys, hi[valid], side="left")
-    return query, start, stop - start
-
-
 def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions, path: str, entry_start: int = 0) -> Samples:
     """Samples of every selected track in ``cols`` (a range of one file's events starting at ``entry_start``)."""
     stats = ChunkStats()
@@ -216,7 +158,7 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     p_eta = eta_l[p_trk, p_layer]
     p_phi = phi_l[p_trk, p_layer]
     p_x, p_y, p_z = _layer_points(p_eta, p_phi, p_layer)
-    p_off = _cumsum0(valid.sum(axis=1))
+    p_off = cumsum0(valid.sum(axis=1))
 
     truth_off = cols["truthPartPdgId"].offsets[0]
     n_truth_ev = np.diff(truth_off)
@@ -248,7 +190,7 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     if n_cell_raw and g.min() < 0:
         bad = ids.values[np.argmin(g)]
         raise MLTreeError(f"{path}: branch 'cluster_cell_ID' has cell ID {int(bad)} that the CellGeo tree does not list")
-    unique = _first_per_event(cell_ev, cells.rank[g] if n_cell_raw else g, n_ev, len(cells))
+    unique = grid_order(cell_ev, cells.rank[g] if n_cell_raw else g, n_ev, len(cells))
     stats.count("duplicate_cell_entries", n_cell_raw - len(unique))
     u_g = g[unique]
     u_ev = cell_ev[unique]
@@ -275,11 +217,11 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     e_tracked = np.bincount(k_cell, weights=np.where(tracked[k_part], k_e, 0), minlength=n_cell_raw)[unique]
 
     # ---- cone search: cells
-    q, start, count = _cone_ranges(grid, radius, s_ev, ref_eta, ref_phi, u_key)
-    c_s, c_u = _expand(start, count)
+    q, start, count = cone_ranges(grid, radius, s_ev, ref_eta, ref_phi, u_key)
+    c_s, c_u = expand(start, count)
     c_s = q[c_s]
     d_eta = u_eta[c_u].astype(np.float64) - ref_eta[c_s]
-    d_phi = _wrap(u_phi[c_u].astype(np.float64) - ref_phi[c_s])
+    d_phi = wrap_phi(u_phi[c_u].astype(np.float64) - ref_phi[c_s])
     dr2 = d_eta * d_eta + d_phi * d_phi
     inside = dr2 <= radius * radius
     c_s, c_u, c_dr = c_s[inside], c_u[inside], np.sqrt(dr2[inside])
@@ -287,11 +229,11 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     # ---- cone search: other tracks' points
     pt_key = trk_ev[p_trk] * grid.size + grid.cell(p_eta, p_phi)
     p_order = np.argsort(pt_key, kind="stable")
-    q, start, count = _cone_ranges(grid, radius, s_ev, ref_eta, ref_phi, pt_key[p_order])
-    o_s, o_i = _expand(start, count)
+    q, start, count = cone_ranges(grid, radius, s_ev, ref_eta, ref_phi, pt_key[p_order])
+    o_s, o_i = expand(start, count)
     o_s, o_p = q[o_s], p_order[o_i]
     d_eta = p_eta[o_p].astype(np.float64) - ref_eta[o_s]
-    d_phi = _wrap(p_phi[o_p].astype(np.float64) - ref_phi[o_s])
+    d_phi = wrap_phi(p_phi[o_p].astype(np.float64) - ref_phi[o_s])
     dr2 = d_eta * d_eta + d_phi * d_phi
     inside = (dr2 <= radius * radius) & (p_trk[o_p] != focal[o_s])
     o_s, o_p, o_dr = o_s[inside], o_p[inside], np.sqrt(dr2[inside])
@@ -300,8 +242,8 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     o_s, o_p, o_dr = o_s[o_sort], o_p[o_sort], o_dr[o_sort]
 
     # ---- focal-track points
-    f_s, f_p = _expand(p_off[focal], np.diff(p_off)[focal])
-    f_dr = np.sqrt((p_eta[f_p].astype(np.float64) - ref_eta[f_s]) ** 2 + _wrap(p_phi[f_p].astype(np.float64) - ref_phi[f_s]) ** 2)
+    f_s, f_p = expand(p_off[focal], np.diff(p_off)[focal])
+    f_dr = np.sqrt((p_eta[f_p].astype(np.float64) - ref_eta[f_s]) ** 2 + wrap_phi(p_phi[f_p].astype(np.float64) - ref_phi[f_s]) ** 2)
 
     # ---- which samples survive the policies
     n_focal = np.bincount(f_s, minlength=n_s)
@@ -337,12 +279,12 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     new = np.full(n_s, -1, dtype=np.int64)
     new[order] = np.arange(len(order))
     n_pts = (n_focal + n_cells + n_other)[order]
-    offsets = _cumsum0(n_pts)
+    offsets = cumsum0(n_pts)
     total = int(offsets[-1])
     base = offsets[:-1]
 
     def positions(s: np.ndarray, shift: np.ndarray) -> np.ndarray:
-        first = _cumsum0(np.bincount(s, minlength=n_s))[:-1]  # arrays are grouped by sample
+        first = cumsum0(np.bincount(s, minlength=n_s))[:-1]  # arrays are grouped by sample
         return base[new[s]] + shift[new[s]] + (np.arange(len(s)) - first[s])
 
     pos_f = positions(f_s, np.zeros(len(order), dtype=np.int64))
@@ -375,7 +317,7 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     # (every focal track has at least its reference point; rows are padded with their last point).
     # Point arrays are grouped by sample, so a focal point's coordinate per point is a np.repeat.
     width = int(n_focal.max()) if n_s else 0
-    kept_first = _cumsum0(np.bincount(f_s, minlength=n_s))
+    kept_first = cumsum0(np.bincount(f_s, minlength=n_s))
     pad = np.minimum(kept_first[:-1, None] + np.arange(max(width, 1))[None, :], np.maximum(kept_first[1:, None] - 1, 0))
     focal_xyz = [out[c][pos_f] for c in ("x", "y", "z")]
     for s_arr, pos in ((c_s, pos_c), (o_s, pos_o)):
@@ -400,7 +342,7 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     focal_part = t_global[focal]
     need = np.nonzero((c_tracked > 0) & (focal_part[c_s] >= 0))[0]
     raw = unique[c_u[need]]
-    pair, kk = _expand(c_off[raw], n_contrib[raw])
+    pair, kk = expand(c_off[raw], n_contrib[raw])
     match = k_part[kk] == focal_part[c_s[need[pair]]]
     c_focal = np.zeros(len(c_s))
     c_focal[need] = np.bincount(pair, weights=np.where(match, k_e[kk], 0), minlength=len(need))
@@ -471,29 +413,6 @@ def _layer_points(eta: np.ndarray, phi: np.ndarray, layer: np.ndarray) -> tuple[
     return (r * np.cos(phi)).astype(np.float32), (r * np.sin(phi)).astype(np.float32), z.astype(np.float32)
 
 
-def _first_per_event(cell_ev: np.ndarray, rank: np.ndarray, n_ev: int, n_geo: int) -> np.ndarray:
-    """Positions of each event's cells in (event, grid rank) order, duplicates of a cell dropped (first kept).
-
-    One sort of packed 64-bit keys (event, rank, position): numpy's vectorised integer sort is
-    several times faster than an argsort.
-    """
-    n = len(cell_ev)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    pos_bits = max(1, int(n - 1).bit_length())
-    rank_bits = max(1, int(n_geo - 1).bit_length())
-    ev_bits = max(1, int(n_ev - 1).bit_length())
-    if pos_bits + rank_bits + ev_bits > 63:
-        raise ValueError(f"range too large to sort in one key ({n} cells, {n_ev} events); use smaller tasks")
-    key = (cell_ev.astype(np.int64) << (rank_bits + pos_bits)) | (rank.astype(np.int64) << pos_bits) | np.arange(n)
-    key.sort()
-    pos = key & ((1 << pos_bits) - 1)
-    cell = key >> pos_bits
-    first = np.ones(n, dtype=bool)
-    first[1:] = cell[1:] != cell[:-1]
-    return pos[first]
-
-
 def _truncate(c_s, c_dr, o_s, o_dr, n_focal, over, max_points):
     """Keep masks for cell and other-track points: in over-full samples, the ones nearest in delta R."""
     s = np.concatenate([c_s, o_s])
@@ -501,7 +420,7 @@ def _truncate(c_s, c_dr, o_s, o_dr, n_focal, over, max_points):
     keep = np.ones(len(s), dtype=bool)
     hit = np.nonzero(over[s])[0]
     order = hit[np.lexsort((dr[hit], s[hit]))]
-    first = _cumsum0(np.bincount(s[order], minlength=len(over)))[:-1]
+    first = cumsum0(np.bincount(s[order], minlength=len(over)))[:-1]
     rank = np.arange(len(order)) - first[s[order]]
     keep[order[rank >= max_points - n_focal[s[order]]]] = False
     return keep[: len(c_s)], keep[len(c_s) :]

@@ -264,3 +264,20 @@ def test_skip_policy_keeps_only_complete_files(ray_session, bad_files, sim_root,
     assert not any("inconsistent" in p.name for p in parts)
     assert meta["counts"]["events"] == sum(uproot.open(g)["EventTree"].num_entries for g in good)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([meta["dataset"], LATEST])
+
+
+def test_tasks_map_the_shared_cell_table_without_copying(ray_session, sim_root):
+    import ray
+
+    from raypf.data.preprocess import _shared
+
+    table = CellTable.build(read_cell_geometry(str(next((sim_root / "rho").glob("*.root")))), 0.2)
+    ref = ray.put(table)
+
+    @ray.remote
+    def probe(refs):
+        cells = _shared(refs[0])
+        return cells.eta.flags.writeable, cells.eta.flags.owndata, int(cells.lookup(cells.id[:5]).sum())
+
+    # read-only views of the object store, not private copies; and the table works there
+    assert ray.get(probe.remote([ref])) == (False, False, 0 + 1 + 2 + 3 + 4)
