@@ -42,14 +42,15 @@ def simulate(data: Path, rho_events: int, jz3_events: int) -> None:
     ray.shutdown()
 
 
-def run(data: Path, set_name: str, workers: int, out: Path) -> dict:
+def run(data: Path, set_name: str, workers: int, out: Path, task_megabytes: float = 16.0) -> dict:
     import ray
 
     from raypf.data.preprocess import run_preprocess
     from raypf.data.preprocess_config import PreprocessConfig
 
     cfg = PreprocessConfig.model_validate(
-        {"inputs": [{"set": set_name, "paths": [str(data / set_name / "*.root")]}], "output_dir": str(out), "workers": workers}
+        {"inputs": [{"set": set_name, "paths": [str(data / set_name / "*.root")]}], "output_dir": str(out), "workers": workers,
+         "task_megabytes": task_megabytes}
     )
     ray.init(num_cpus=workers, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
@@ -82,6 +83,7 @@ def main() -> None:
     parser.add_argument("--rho-events", type=int, default=40000)
     parser.add_argument("--jz3-events", type=int, default=1600)
     parser.add_argument("--data", type=Path, default=Path("output/bench/mltree"))
+    parser.add_argument("--task-megabytes", type=float, default=16.0, help="compressed input per task")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     data = args.data.resolve()
@@ -91,7 +93,7 @@ def main() -> None:
         run(data, "JZ3", 2, Path(tmp) / "warmup")  # numba cache, page cache
         for set_name in SETS:
             for workers in (1, 2):
-                results.append(run(data, set_name, workers, Path(tmp) / f"{set_name}-{workers}"))
+                results.append(run(data, set_name, workers, Path(tmp) / f"{set_name}-{workers}", args.task_megabytes))
     print(f"{'set':5} {'wk':>2} {'events':>7} {'samples':>8} {'wall s':>7} {'samples/s/core':>15} {'events/s/core':>14} "
           f"{'task smp/cpu-s':>14} {'read/build/write us/sample':>27} {'peak RSS GB':>11} {'focal share':>11}")  # fmt: skip
     for r in results:

@@ -1,8 +1,10 @@
-"""Shared fixtures: one local Ray instance and one small simulated dataset per test session."""
+"""Shared fixtures: one local Ray instance, small simulated MLTree files and a rho samples dataset per session."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +52,25 @@ def sim_dataset(ray_session, small_sim_config):
 
     manifest = run_simulation(small_sim_config)
     return manifest
+
+
+@pytest.fixture(scope="session")
+def rho_samples(ray_session, tmp_path_factory) -> Path:
+    """Simulate rho events, preprocess them with Ray, return the dataset directory (with its metadata)."""
+    from raypf.data.preprocess import run_preprocess
+    from raypf.data.preprocess_config import PreprocessConfig
+    from raypf.simulate.config import SimulateConfig
+    from raypf.simulate.run import run_simulation
+
+    root = tmp_path_factory.mktemp("rho")
+    sim = SimulateConfig.model_validate(
+        {"output_dir": str(root / "mltree"), "seed": 23, "samples": [{"set": "rho", "files": 2, "events_per_file": 150}]}
+    )
+    run_simulation(sim)
+    cfg = PreprocessConfig.model_validate(
+        {"inputs": [{"set": "rho", "paths": [str(root / "mltree" / "rho" / "*.root")]}], "output_dir": str(root / "samples")}
+    )
+    meta = run_preprocess(cfg)
+    path = Path(cfg.output_dir) / meta["dataset"]
+    assert json.loads((path / "_metadata.json").read_text())["counts"]["samples"]["train"] > 100
+    return path
