@@ -26,6 +26,14 @@ def _preprocess(args: argparse.Namespace) -> None:
     run_preprocess(cfg, source=args.config, address=args.address)
 
 
+def _train(args: argparse.Namespace) -> None:
+    from raypf.train.config import TrainConfig
+    from raypf.train.run import run_train
+
+    cfg = load_config(TrainConfig, args.config, _overrides(args.set))
+    run_train(cfg, source=args.config, address=args.address)
+
+
 def _overrides(pairs: list[str] | None) -> dict:
     import yaml
 
@@ -52,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (dotted)")
     pre.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
     pre.set_defaults(func=_preprocess)
+    tr = sub.add_parser("train", help="train a point-cloud segmentation model with Ray Train, tracked in MLflow")
+    tr.add_argument("--config", default="configs/train.yaml")
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (dotted)")
+    tr.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
+    tr.set_defaults(func=_train)
     return parser
 
 

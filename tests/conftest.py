@@ -64,11 +64,15 @@ def rho_samples(ray_session, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("rho")
     sim = SimulateConfig.model_validate(
-        {"output_dir": str(root / "mltree"), "seed": 23, "samples": [{"set": "rho", "files": 2, "events_per_file": 150}]}
+        {"output_dir": str(root / "mltree"), "seed": 23, "samples": [{"set": "rho", "files": 2, "events_per_file": 400}]}
     )
     run_simulation(sim)
     cfg = PreprocessConfig.model_validate(
-        {"inputs": [{"set": "rho", "paths": [str(root / "mltree" / "rho" / "*.root")]}], "output_dir": str(root / "samples")}
+        {
+            "inputs": [{"set": "rho", "paths": [str(root / "mltree" / "rho" / "*.root")]}],
+            "output_dir": str(root / "samples"),
+            "parquet_row_group_samples": 16,  # many row groups, as a large dataset has, for sampled epochs
+        }
     )
     meta = run_preprocess(cfg)
     path = Path(cfg.output_dir) / meta["dataset"]

@@ -28,8 +28,14 @@ def part_name(file_index: int, path: str, start: int) -> str:
     return f"f{file_index:05d}-{stem}-{start:09d}.parquet"
 
 
-def write_part(table: pa.Table, root: Path, split: str, set_name: str, name: str, compression: str, level: int | None) -> Path:
-    """Write one table to ``root/split=<split>/set=<set>/<name>`` via a temporary name."""
+def write_part(
+    table: pa.Table, root: Path, split: str, set_name: str, name: str, compression: str, level: int | None, row_group: int
+) -> Path:
+    """Write one table to ``root/split=<split>/set=<set>/<name>`` via a temporary name.
+
+    Row groups of ``row_group`` samples are the unit that training's sampled epochs read, so an
+    epoch decodes about the samples it uses rather than whole files.
+    """
     directory = root / f"split={split}" / f"set={set_name}"
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / name
@@ -42,7 +48,7 @@ def write_part(table: pa.Table, root: Path, split: str, set_name: str, name: str
             compression_level=level if compression == "zstd" else None,
             use_dictionary=["file"],
             write_statistics=["file", "run", "event", "entry"],
-            row_group_size=max(1, table.num_rows),
+            row_group_size=row_group,
         )
         os.replace(tmp, final)
     finally:

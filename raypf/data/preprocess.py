@@ -105,7 +105,9 @@ def _shared(ref):
     return _CELLS[key]
 
 
-def process_range(batch: dict, cells_ref, options_json: str, staging: str, compression: str, level: int) -> dict:
+def process_range(
+    batch: dict, cells_ref, options_json: str, staging: str, compression: str, level: int, row_group: int
+) -> dict:
     """Ray Data map function: one entry range in, its parts on disk, its counts (JSON) out."""
     import json
 
@@ -131,7 +133,7 @@ def process_range(batch: dict, cells_ref, options_json: str, staging: str, compr
     t2 = time.process_time()
     name = part_name(file_index, path, start)
     for split, table in samples.tables.items():
-        write_part(table, Path(staging), split, set_name, name, compression, level)
+        write_part(table, Path(staging), split, set_name, name, compression, level, row_group)
     stats = json.dumps(asdict(samples.stats))
     cpu = [t1 - t0, t2 - t1, time.process_time() - t2]  # read, build, write
     return {"file_index": [file_index], "stats": [stats], "error": [""], "cpu": [cpu], "rss": [_peak_rss()]}
@@ -206,6 +208,7 @@ def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str |
                     "staging": str(staging),
                     "compression": cfg.parquet_compression,
                     "level": cfg.parquet_compression_level,
+                    "row_group": cfg.parquet_row_group_samples,
                 },
                 num_cpus=1,
                 concurrency=cfg.workers,

@@ -64,6 +64,7 @@ class PreprocessConfig(StrictModel):
     workers: PositiveInt | None = Field(default=None, description="parallel tasks (default: every CPU of the cluster)")
     parquet_compression: Literal["zstd", "lz4", "snappy", "none"] = "zstd"
     parquet_compression_level: int = 1
+    parquet_row_group_samples: PositiveInt = Field(default=512, description="samples per row group: the unit training reads")
 
     @model_validator(mode="after")
     def _unique_sets(self) -> PreprocessConfig:
