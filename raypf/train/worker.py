@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ray.data.collate_fn import ArrowBatchCollateFn
 
 from raypf.data.batching import feature_norm, feature_width, pack
 from raypf.data.parquet_batches import read_metadata
@@ -86,17 +87,17 @@ def train_loop(config: dict) -> None:
     features, target = cfg.data.features, cfg.data.target
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
-    stream = train_shard.iter_batches(
-        batch_size=cfg.data.batch_size, batch_format="pyarrow", local_shuffle_buffer_size=cfg.data.shuffle_buffer or None,
-        local_shuffle_seed=cfg.seed + rank, prefetch_batches=4,
+    stream = train_shard.iter_torch_batches(
+        batch_size=cfg.data.batch_size, collate_fn=_Pack(features, target, cfg.record_samples), prefetch_batches=4,
+        local_shuffle_buffer_size=cfg.data.shuffle_buffer or None, local_shuffle_seed=cfg.seed + rank,
     )  # fmt: skip
     recorded: list = []
 
     def packed():
-        for table in stream:
-            if cfg.record_samples:
-                recorded.append(table.select(["epoch", "file", "entry", "track_index"]))
-            yield pack(table, features, target)
+        for batch, keys in stream:
+            if keys is not None:
+                recorded.append(keys)
+            yield batch
 
     batches = packed()
     run_dir = cfg.run_dir()
@@ -127,6 +128,17 @@ def train_loop(config: dict) -> None:
         if stopper.should_stop(epoch):
             log.info("early stopping after epoch %d: best %s %.4g at epoch %d", epoch, stopper.metric, stopper.best["value"], stopper.best["epoch"])
             break
+
+
+class _Pack(ArrowBatchCollateFn):
+    """Packs each Arrow batch in Ray Data's prefetch threads, off the training step's critical path."""
+
+    def __init__(self, features, target: str, keys: bool) -> None:
+        self.features, self.target, self.keys = features, target, keys
+
+    def __call__(self, batch):
+        keys = batch.select(["epoch", "file", "entry", "track_index"]) if self.keys else None
+        return pack(batch, self.features, self.target), keys
 
 
 def _epoch_metrics(epoch: int, stats: dict, val: dict, world: int) -> dict:
