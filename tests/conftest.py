@@ -64,7 +64,7 @@ def rho_samples(ray_session, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("rho")
     sim = SimulateConfig.model_validate(
-        {"output_dir": str(root / "mltree"), "seed": 23, "samples": [{"set": "rho", "files": 2, "events_per_file": 400}]}
+        {"output_dir": str(root / "mltree"), "seed": 23, "samples": [{"set": "rho", "files": 2, "events_per_file": 1000}]}
     )
     run_simulation(sim)
     cfg = PreprocessConfig.model_validate(

@@ -15,6 +15,7 @@ import logging
 
 import pyarrow as pa
 
+from raypf.config import ConfigError
 from raypf.data.batching import columns_for
 from raypf.train.config import TrainConfig
 from raypf.train.epochs import RowGroup, default_fractions, epoch_plan, read_row_group, replay_fractions, row_groups
@@ -58,7 +59,9 @@ def train_items(cfg: TrainConfig, groups: dict[str, list[RowGroup]], start_epoch
 
 
 def val_items(cfg: TrainConfig, groups: dict[str, list[RowGroup]]) -> list[dict]:
-    fractions = {s: f for s, f in default_fractions(groups).items() if not cfg.data.mix or s in cfg.data.mix}
+    """A fixed subset of the val split: the sets of ``data.mix`` (all sets without one), in proportion to their sizes."""
+    everything = default_fractions(groups)
+    fractions = {s: f for s, f in everything.items() if not cfg.data.mix or s in cfg.data.mix} or everything
     total = sum(fractions.values())
     plan = epoch_plan(groups, {s: f / total for s, f in fractions.items()}, cfg.data.val_samples, 0, cfg.seed + 1)
     return [{"epoch": -1, "path": g.path, "index": g.index} for g in plan]
@@ -70,13 +73,11 @@ def build_datasets(cfg: TrainConfig, dataset_dir: str, start_epoch: int) -> dict
     columns = read_columns(cfg)
     train_groups = row_groups(dataset_dir, "train")
     val_groups = row_groups(dataset_dir, "val") or row_groups(dataset_dir, "test")
-    if not train_groups:
-        raise ValueError(f"{dataset_dir}: the train split has no samples")
-    items = {"train": train_items(cfg, train_groups, start_epoch), "val": val_items(cfg, val_groups) if val_groups else []}
+    if not train_groups or not val_groups:
+        raise ConfigError(f"key 'data.dataset': {dataset_dir} needs samples in the train and the val (or test) split")
+    items = {"train": train_items(cfg, train_groups, start_epoch), "val": val_items(cfg, val_groups)}
     out = {}
     for name, its in items.items():
-        if not its:
-            continue
         out[name] = ray.data.from_items(its, override_num_blocks=min(len(its), 2048)).map_batches(
             _read_items, fn_kwargs={"columns": columns}, batch_size=1, batch_format="pyarrow", num_cpus=cfg.data.read_cpus
         )

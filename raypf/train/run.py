@@ -27,6 +27,7 @@ def check_dataset(cfg: TrainConfig, source: str) -> str:
     import pyarrow.dataset as pads
 
     from raypf.data.parquet_batches import read_metadata
+    from raypf.train.epochs import row_groups
     from raypf.train.ray_data import read_columns
 
     path = Path(cfg.data.dataset).expanduser().resolve()
@@ -40,6 +41,11 @@ def check_dataset(cfg: TrainConfig, source: str) -> str:
     missing = [c for c in read_columns(cfg) if c not in schema.names]
     if missing:
         raise ConfigError(f"{source}: key 'data.dataset': {path} lacks column(s) {missing}; not a raypf samples dataset of this version")
+    sets = set(row_groups(str(path), "train"))
+    asked = {"data.mix": set(cfg.data.mix or {}), "finetune.replay.source": set(cfg.finetune.replay.source if cfg.finetune.replay else {})}
+    for key, names in asked.items():
+        if names - sets:
+            raise ConfigError(f"{source}: key '{key}': set(s) {sorted(names - sets)} not in the train split of {path} (sets: {sorted(sets)})")
     return str(path)
 
 

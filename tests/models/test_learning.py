@@ -28,7 +28,7 @@ def test_pointnet_learns_rho_segmentation(rho_samples):
     loss = LossOptions("bce", "sqrt", pos_weight=3.0)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
-    for _ in range(6):
+    for _ in range(3):
         model.train()
         order = rng.permutation(train.num_rows)
         for start in range(0, len(order), 32):
