@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raypf.data.batching import CELL, DEFAULT_FEATURES, PackedBatch, feature_width, to_padded
+from raypf.data.batching import CELL, DEFAULT_FEATURES, PackedBatch, feature_width, segment_index, to_padded
 from raypf.models import build_model
 from raypf.models.losses import LossOptions, cell_loss
 
@@ -46,15 +46,15 @@ def point_counts(n: int, data: Path | None, rng: np.random.Generator) -> np.ndar
 
 def synthetic_batch(counts: np.ndarray, rng: np.random.Generator) -> PackedBatch:
     n = int(counts.sum())
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    offsets, sample, position = segment_index(counts)
     ptype = np.where(rng.random(n) < 0.9, CELL, 2)
     ptype[offsets[:-1]] = 1
     cell = ptype == CELL
     return PackedBatch(
         features=torch.from_numpy(rng.normal(size=(n, feature_width(DEFAULT_FEATURES))).astype(np.float32)),
         point_type=torch.from_numpy(ptype),
-        sample=torch.from_numpy(np.repeat(np.arange(len(counts)), counts)),
-        position=torch.from_numpy(np.arange(n) - np.repeat(offsets[:-1], counts)),
+        sample=torch.from_numpy(sample),
+        position=torch.from_numpy(position),
         offsets=torch.from_numpy(offsets),
         energy=torch.from_numpy(np.where(cell, rng.exponential(1.0, n), 0).astype(np.float32)),
         cell=torch.from_numpy(cell),

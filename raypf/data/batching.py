@@ -107,12 +107,20 @@ class PackedBatch:
         return int(self.features.shape[0])
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> PackedBatch:
-        moved = {
-            f.name: (v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v)
-            for f in fields(self)
-            for v in (getattr(self, f.name),)
-        }
+        moved = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            moved[f.name] = value.to(device, non_blocking=non_blocking) if isinstance(value, torch.Tensor) else value
         return PackedBatch(**moved)
+
+
+def segment_index(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offsets ``[B + 1]``, sample index ``[N]`` and position in the sample ``[N]`` for samples of ``counts`` points."""
+    counts = np.asarray(counts, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    sample = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    position = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], counts)
+    return offsets, sample, position
 
 
 def _list_column(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -185,8 +193,7 @@ def pack(table: pa.Table, features: tuple[str, ...] | list[str] = DEFAULT_FEATUR
     cell = ptype == CELL
     energy = np.where(cell, cols["energy"].astype(np.float32), np.float32(0))
     counts = np.diff(offsets)
-    sample = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    position = np.arange(n, dtype=np.int64) - np.repeat(offsets[:-1], counts)
+    _, sample, position = segment_index(counts)
     y = labels(target, ptype, *(cols[c].astype(np.float32) for c in TRUTH_COLUMNS))
     return PackedBatch(
         features=torch.from_numpy(x),

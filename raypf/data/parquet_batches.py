@@ -16,8 +16,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from raypf.data.batching import DEFAULT_FEATURES, PackedBatch, columns_for, pack
-
-METADATA = "_metadata.json"
+from raypf.data.parquet_out import METADATA
 
 
 def read_metadata(dataset_dir: str | Path) -> dict:

@@ -95,7 +95,8 @@ class CellMetrics:
     def update(self, out: ModelOutput, batch: PackedBatch) -> None:
         with torch.no_grad():
             cell = batch.cell
-            pred = self.predicted_classes(out)[cell]
+            classes = self.predicted_classes(out)
+            pred = classes[cell]
             truth = batch.target[cell]
             if self.target == "fraction":
                 truth = (truth >= 0.5).long()
@@ -110,7 +111,7 @@ class CellMetrics:
                 self.sq_err += float(diff.square().sum())
                 self.abs_err += float(diff.abs().sum())
             else:
-                focal_energy = torch.where(self.predicted_classes(out) == FOCAL_CLASS, batch.energy, 0.0)
+                focal_energy = torch.where(classes == FOCAL_CLASS, batch.energy, 0.0)
             focal_energy = torch.where(cell, focal_energy, 0.0)
             b = batch.n_samples
             predicted = torch.zeros(b, dtype=torch.float64, device=cell.device).index_add_(0, batch.sample, focal_energy.double())

@@ -21,7 +21,7 @@ from torch import nn
 
 from raypf.data.batching import PackedBatch
 from raypf.models.losses import LossOptions, compute_loss
-from raypf.models.metrics import CellMetrics, metrics_from_confusion, response_metrics
+from raypf.models.metrics import CellMetrics
 
 
 @dataclass(frozen=True)
@@ -141,16 +141,16 @@ def merged_result(metrics: CellMetrics) -> dict:
         return metrics.result()
     sums = torch.tensor(np.concatenate([metrics.counts.ravel(), metrics.weighted.ravel(), [metrics.sq_err, metrics.abs_err]]))
     dist.all_reduce(sums)
-    k2 = metrics.k * metrics.k
-    counts, weighted = sums[:k2].numpy().reshape(metrics.k, -1), sums[k2 : 2 * k2].numpy().reshape(metrics.k, -1)
+    total = CellMetrics(metrics.target)
+    k2 = total.k * total.k
+    total.counts, total.weighted = sums[:k2].numpy().reshape(total.k, -1), sums[k2 : 2 * k2].numpy().reshape(total.k, -1)
+    total.sq_err, total.abs_err = float(sums[-2]), float(sums[-1])
     parts: list = [None] * dist.get_world_size()
-    mine = (np.concatenate(metrics.pred_energy or [np.zeros(0)]), np.concatenate(metrics.true_energy or [np.zeros(0)]))
-    dist.all_gather_object(parts, mine)
-    out = metrics_from_confusion(counts, weighted)
-    out.update(response_metrics(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
-    if metrics.target == "fraction" and out["cells"]:
-        out["mse"], out["mae"] = float(sums[-2]) / out["cells"], float(sums[-1]) / out["cells"]
-    return out
+    dist.all_gather_object(parts, (metrics.pred_energy, metrics.true_energy))
+    for pred, true in parts:
+        total.pred_energy += pred
+        total.true_energy += true
+    return total.result()
 
 
 def unwrap(model: nn.Module) -> nn.Module:

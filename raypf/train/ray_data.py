@@ -67,11 +67,11 @@ def val_items(cfg: TrainConfig, groups: dict[str, list[RowGroup]]) -> list[dict]
     return [{"epoch": -1, "path": g.path, "index": g.index} for g in plan]
 
 
-def build_datasets(cfg: TrainConfig, dataset_dir: str, start_epoch: int) -> dict:
+def build_datasets(cfg: TrainConfig, dataset_dir: str, train_groups: dict[str, list[RowGroup]], start_epoch: int) -> dict:
+    """The "train" and "val" Ray Datasets; ``train_groups`` is the train split's row groups (``epochs.row_groups``)."""
     import ray
 
     columns = read_columns(cfg)
-    train_groups = row_groups(dataset_dir, "train")
     val_groups = row_groups(dataset_dir, "val") or row_groups(dataset_dir, "test")
     if not train_groups or not val_groups:
         raise ConfigError(f"key 'data.dataset': {dataset_dir} needs samples in the train and the val (or test) split")

@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 RUN_TAG = "raypf.run_name"
 
 
-def check_dataset(cfg: TrainConfig, source: str) -> str:
-    """The samples dataset directory, after checking its metadata and that it has every column training reads."""
+def check_dataset(cfg: TrainConfig, source: str) -> tuple[str, dict]:
+    """The samples dataset directory and its train row groups by set, after checking metadata, columns and sets."""
     import pyarrow.dataset as pads
 
     from raypf.data.parquet_batches import read_metadata
@@ -41,12 +41,13 @@ def check_dataset(cfg: TrainConfig, source: str) -> str:
     missing = [c for c in read_columns(cfg) if c not in schema.names]
     if missing:
         raise ConfigError(f"{source}: key 'data.dataset': {path} lacks column(s) {missing}; not a raypf samples dataset of this version")
-    sets = set(row_groups(str(path), "train"))
+    train_groups = row_groups(str(path), "train")
+    sets = set(train_groups)
     asked = {"data.mix": set(cfg.data.mix or {}), "finetune.replay.source": set(cfg.finetune.replay.source if cfg.finetune.replay else {})}
     for key, names in asked.items():
         if names - sets:
             raise ConfigError(f"{source}: key '{key}': set(s) {sorted(names - sets)} not in the train split of {path} (sets: {sorted(sets)})")
-    return str(path)
+    return str(path), train_groups
 
 
 def check_resources(cfg: TrainConfig, source: str) -> None:
@@ -114,7 +115,7 @@ def run_train(cfg: TrainConfig, source: str = "config", address: str | None = No
     from raypf.train.ray_data import build_datasets
     from raypf.train.worker import train_loop
 
-    dataset_dir = check_dataset(cfg, source)
+    dataset_dir, train_groups = check_dataset(cfg, source)
     # workers run elsewhere (another directory, another node): give them absolute paths only
     cfg = cfg.model_copy(
         update={
@@ -150,7 +151,7 @@ def run_train(cfg: TrainConfig, source: str = "config", address: str | None = No
                 failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             ),
-            datasets=build_datasets(cfg, dataset_dir, start),
+            datasets=build_datasets(cfg, dataset_dir, train_groups, start),
         )  # fmt: skip
         result = trainer.fit()
     final, _ = latest_checkpoint(storage / cfg.run_name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -44,20 +45,20 @@ def shuffled_tables(tables: Iterable[pa.Table], batch_size: int, buffer: int, rn
     pending: list[pa.Table] = []
     rows = 0
     target = max(buffer, batch_size)
-    for t in tables:
-        pending.append(t)
-        rows += t.num_rows
-        if rows >= target:
-            big = pa.concat_tables(pending).take(rng.permutation(rows))
-            full = rows // batch_size * batch_size
-            for i in range(0, full, batch_size):
-                yield big.slice(i, batch_size)
-            rest = big.slice(full)
-            pending, rows = [rest], rest.num_rows
-    if rows:
+    for t in chain(tables, [None]):  # None: the input is exhausted, flush everything
+        if t is not None:
+            pending.append(t)
+            rows += t.num_rows
+            if rows < target:
+                continue
+        if not rows:
+            return
         big = pa.concat_tables(pending).take(rng.permutation(rows))
-        for i in range(0, rows, batch_size):
-            yield big.slice(i, batch_size)
+        end = rows if t is None else rows // batch_size * batch_size
+        for i in range(0, end, batch_size):
+            yield big.slice(i, min(batch_size, end - i))
+        rest = big.slice(end)
+        pending, rows = [rest], rest.num_rows
 
 
 def row_group_batches(

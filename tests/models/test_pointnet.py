@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from raypf.data.batching import CELL, PackedBatch, to_padded
+from raypf.data.batching import CELL, PackedBatch, segment_index, to_padded
 from raypf.models import build_model, model_names
 from raypf.models.layers import tssr
 from raypf.models.pointnet import orthogonality
@@ -19,7 +19,7 @@ def random_batch(counts, n_features=13, target="binary", seed=0) -> PackedBatch:
     g = np.random.default_rng(seed)
     counts = np.asarray(counts)
     n = int(counts.sum())
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    offsets, sample, position = segment_index(counts)
     ptype = g.integers(0, 3, n)
     ptype[offsets[:-1]] = 1  # every sample has its focal track
     cell = ptype == CELL
@@ -32,8 +32,8 @@ def random_batch(counts, n_features=13, target="binary", seed=0) -> PackedBatch:
     return PackedBatch(
         features=torch.from_numpy(g.normal(size=(n, n_features)).astype(np.float32)),
         point_type=torch.from_numpy(ptype),
-        sample=torch.from_numpy(np.repeat(np.arange(len(counts)), counts)),
-        position=torch.from_numpy(np.arange(n) - np.repeat(offsets[:-1], counts)),
+        sample=torch.from_numpy(sample),
+        position=torch.from_numpy(position),
         offsets=torch.from_numpy(offsets),
         energy=torch.from_numpy(np.where(cell, g.exponential(1.0, n), 0).astype(np.float32)),
         cell=torch.from_numpy(cell),
