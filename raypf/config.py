@@ -66,11 +66,11 @@ def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | No
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value, str(path))
+        set_dotted(data, dotted, value, str(path))
     return validate_config(model, data, str(path))
 
 
-def _set_dotted(data: dict, dotted: str, value: Any, source: str) -> None:
+def set_dotted(data: dict, dotted: str, value: Any, source: str) -> None:
     """Set ``a.b.0.c`` in nested dicts and lists; missing dict levels are created."""
     node: Any = data
     *parents, leaf = dotted.split(".")

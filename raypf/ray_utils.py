@@ -33,4 +33,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=True)
         return
     log.info("starting a local Ray instance (%s CPUs)", num_cpus or "all")
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True, configure_logging=False)
+    # the dashboard serves the state API, through which Ray Train's placement-group cleaner sees that a
+    # stopped run's controller is gone; without it a stopped (e.g. paused) trial's workers' CPUs leak
+    ray.init(num_cpus=num_cpus, include_dashboard=True, log_to_driver=True, configure_logging=False)

@@ -19,7 +19,8 @@ def ray_session():
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+        # with the dashboard: Ray Train's placement-group cleaner needs its state API (raypf.ray_utils)
+        ray.init(num_cpus=2, include_dashboard=True, configure_logging=False, log_to_driver=False)
     yield ray
     if started:
         ray.shutdown()

@@ -77,6 +77,19 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def check_options(name: str, options: dict[str, Any] | None, where: str = "model.options") -> None:
+    """Raise ValueError naming the key when ``options`` do not suit model ``name`` (without building it)."""
+    _load_builtin()
+    if name not in _MODELS:
+        raise ValueError(f"unknown model '{name}'; known: {', '.join(sorted(_MODELS))}")
+    parse_options(_MODELS[name][1], options, where)
+
+
+def option_names(name: str) -> list[str]:
+    _load_builtin()
+    return [f.name for f in dataclasses.fields(_MODELS[name][1])] if name in _MODELS else []
+
+
 def build_model(
     name: str,
     options: dict[str, Any] | None,

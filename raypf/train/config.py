@@ -23,6 +23,9 @@ class DataOptions(StrictModel):
     val_samples: PositiveInt = Field(default=20_000, description="fixed subset of the val split scored every epoch")
     shuffle_buffer: NonNegativeInt = Field(default=4096, description="samples mixed across row groups before batching")
     read_cpus: PositiveFloat = Field(default=0.5, description="CPUs per Ray Data read task")
+    read_tasks: PositiveInt | None = Field(
+        default=None, description="read tasks at once per dataset (default: as many as fit; sweeps bound it to 1)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DataOptions:
@@ -59,7 +62,7 @@ class OptimSection(StrictModel):
 
 
 class EarlyStopping(StrictModel):
-    metric: str = Field(default="val_f1", description="any reported metric, e.g. val_f1, val_loss, val_energy_weighted_accuracy")
+    metric: str = Field(default="val_f1", description="any reported metric, e.g. val_f1, val_energy_weighted_accuracy, loss")
     mode: Literal["max", "min"] = "max"
     patience: PositiveInt | None = Field(default=None, description="epochs without improvement before stopping; null = never")
 
@@ -88,7 +91,7 @@ class FineTune(StrictModel):
 
 
 class Tracking(StrictModel):
-    tracking_uri: str | None = Field(default=None, description="default: sqlite:///<output_dir>/mlflow.db")
+    tracking_uri: str | None = Field(default=None, description="default: $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/../mlflow.db")
     experiment: str = "raypf-train"
 
 
@@ -124,6 +127,6 @@ class TrainConfig(StrictModel):
         return Path(self.output_dir).expanduser().resolve() / self.run_name
 
     def tracking_uri(self) -> str:
-        if self.tracking.tracking_uri:
-            return self.tracking.tracking_uri
-        return f"sqlite:///{Path(self.output_dir).expanduser().resolve() / 'mlflow.db'}"
+        from raypf.tracking import default_tracking_uri
+
+        return self.tracking.tracking_uri or default_tracking_uri(self.output_dir)

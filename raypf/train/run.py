@@ -69,44 +69,51 @@ def check_resources(cfg: TrainConfig, source: str) -> None:
         )
 
 
-def mlflow_run(cfg: TrainConfig) -> str:
-    """The MLflow run of ``run_name`` in the experiment: the existing one (resume) or a new one with the config."""
-    import mlflow
+def mlflow_run(cfg: TrainConfig, tags: dict[str, str] | None = None) -> str:
+    """The MLflow run of ``run_name`` in the experiment: the existing one (resume) or a new one with the config.
 
-    client = mlflow.MlflowClient(cfg.tracking_uri())
-    exp = client.get_experiment_by_name(cfg.tracking.experiment)
-    if exp is None:  # artifacts beside the database, not in ./mlruns of whatever directory the driver runs in
-        artifacts = Path(cfg.output_dir).expanduser().resolve() / "mlartifacts"
-        client.create_experiment(cfg.tracking.experiment, artifact_location=artifacts.as_uri())
-        exp = client.get_experiment_by_name(cfg.tracking.experiment)
-    found = client.search_runs([exp.experiment_id], f"tags.`{RUN_TAG}` = '{cfg.run_name}'", max_results=1)
-    if found:
-        client.update_run(found[0].info.run_id, status="RUNNING")
-        return found[0].info.run_id
-    run = client.create_run(exp.experiment_id, run_name=cfg.run_name, tags={RUN_TAG: cfg.run_name, "raypf.stage": "train"})
-    flat = _flatten(cfg.model_dump(mode="json"))
-    from mlflow.entities import Param
+    ``tags`` go on a new run only (a sweep's trials carry their parent run's id there).
+    """
+    from raypf.tracking import find_run, flatten, get_experiment, log_params
 
-    params = [Param(k, str(v)[:6000]) for k, v in flat.items()]
-    for i in range(0, len(params), 100):
-        client.log_batch(run.info.run_id, params=params[i : i + 100])
+    client, exp_id = get_experiment(cfg.tracking_uri(), cfg.tracking.experiment, cfg.output_dir)
+    found = find_run(client, exp_id, RUN_TAG, cfg.run_name)
+    if found is not None:
+        client.update_run(found.info.run_id, status="RUNNING")
+        return found.info.run_id
+    run = client.create_run(exp_id, run_name=cfg.run_name, tags={RUN_TAG: cfg.run_name, "raypf.stage": "train", **(tags or {})})
+    log_params(client, run.info.run_id, flatten(cfg.model_dump(mode="json")))
     client.log_dict(run.info.run_id, cfg.model_dump(mode="json"), "config.yaml")
     return run.info.run_id
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
+def data_config(cfg: TrainConfig):
+    """Ray Train's ingest options, with each dataset's readers capped when ``data.read_tasks`` is set.
+
+    Concurrent trials each see the whole cluster; without a cap, one trial's
+    readers can take the CPUs that another trial's workers wait for.
+    """
+    import ray.train
+    from ray.data import ExecutionResources
+
+    if cfg.data.read_tasks is None:
+        return None
+    options = ray.train.DataConfig.default_ingest_options()
+    options.resource_limits = ExecutionResources(cpu=cfg.data.read_tasks * cfg.data.read_cpus)
+    return ray.train.DataConfig(execution_options=options)
 
 
-def run_train(cfg: TrainConfig, source: str = "config", address: str | None = None) -> dict:
-    """Train ``cfg``; returns the final metrics, the MLflow run id and the checkpoint paths."""
+def run_train(
+    cfg: TrainConfig,
+    source: str = "config",
+    address: str | None = None,
+    callbacks: list | None = None,
+    mlflow_tags: dict[str, str] | None = None,
+) -> dict:
+    """Train ``cfg``; returns the final metrics, the MLflow run id and the checkpoint paths.
+
+    ``callbacks`` are Ray Train callbacks (a sweep's trial passes Tune's report callback).
+    """
     import mlflow
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -131,7 +138,7 @@ def run_train(cfg: TrainConfig, source: str = "config", address: str | None = No
     storage = run_dir.parent / "ray"
     resume_from, last_epoch = latest_checkpoint(storage / cfg.run_name)
     start = last_epoch + 1
-    run_id = mlflow_run(cfg)
+    run_id = mlflow_run(cfg, mlflow_tags)
     log.info("run %s (MLflow %s): epochs %d-%d on %d worker(s)%s", cfg.run_name, run_id, start, cfg.epochs - 1,
              cfg.scaling.num_workers, f", resuming from {resume_from}" if resume_from else "")  # fmt: skip
     t0 = time.perf_counter()
@@ -149,9 +156,10 @@ def run_train(cfg: TrainConfig, source: str = "config", address: str | None = No
             run_config=ray.train.RunConfig(
                 name=cfg.run_name, storage_path=str(storage),
                 failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
-                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2), callbacks=callbacks,
             ),
             datasets=build_datasets(cfg, dataset_dir, train_groups, start),
+            dataset_config=data_config(cfg),
         )  # fmt: skip
         result = trainer.fit()
     final, _ = latest_checkpoint(storage / cfg.run_name)

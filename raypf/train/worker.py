@@ -102,6 +102,8 @@ def train_loop(config: dict) -> None:
     batches = packed()
     run_dir = cfg.run_dir()
     client = mlflow.MlflowClient(cfg.tracking_uri()) if rank == 0 else None
+    if client is not None and history:
+        _backfill(client, run_id, history)
     for epoch in range(start, cfg.epochs):
         stats = train_epoch(model, opt, sched, loss_options, batches, steps, device, amp, cfg.optim.grad_clip)
         if cfg.record_samples:
@@ -113,6 +115,7 @@ def train_loop(config: dict) -> None:
         is_best = stopper.update(epoch, metrics)
         metrics["best_" + stopper.metric] = stopper.best["value"]
         metrics["resumes"] = len(resumes)
+        metrics["epochs_done"] = epoch + 1  # Tune schedulers' time unit
         history.append(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = None
@@ -139,6 +142,17 @@ class _Pack(ArrowBatchCollateFn):
     def __call__(self, batch):
         keys = batch.select(["epoch", "file", "entry", "track_index"]) if self.keys else None
         return pack(batch, self.features, self.target), keys
+
+
+def reported_metrics(cfg: TrainConfig) -> set[str]:
+    """Names of the metrics every epoch reports for ``cfg`` (what a sweep may optimise)."""
+    from raypf.models.metrics import CellMetrics
+
+    val = CellMetrics(cfg.data.target)
+    val.counts[:] = 1
+    stats = {"loss": 0.0, "lr": 0.0, "samples": 1, "points": 1, "data_wait_s": 0.0, "step_s": 1.0}
+    names = set(_epoch_metrics(0, stats, val.result(), 1))
+    return names | {"best_" + cfg.early_stopping.metric, "resumes", "epochs_done"}
 
 
 def _epoch_metrics(epoch: int, stats: dict, val: dict, world: int) -> dict:
@@ -175,4 +189,13 @@ def _log_metrics(client, run_id: str, metrics: dict, epoch: int) -> None:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items() if k != "epoch"])
+    skip = ("epoch", "epochs_done")
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items() if k not in skip])
+
+
+def _backfill(client, run_id: str, history: list[dict]) -> None:
+    """Log epochs that are in the checkpoint but not in MLflow (the run was stopped between the two)."""
+    logged = {m.step for m in client.get_metric_history(run_id, "loss")}
+    for metrics in history:
+        if metrics["epoch"] not in logged:
+            _log_metrics(client, run_id, metrics, metrics["epoch"])

@@ -23,6 +23,7 @@ SMALL_MODEL = {"point_widths": [32, 32], "global_widths": [32, 64, 128], "head_w
 def _config(dataset: Path, out: Path, **extra) -> TrainConfig:
     base = {
         "output_dir": str(out),
+        "tracking": {"tracking_uri": f"sqlite:///{out / 'mlflow.db'}"},  # one store per test module
         "run_name": "rho",
         "epochs": 4,
         "record_samples": True,
