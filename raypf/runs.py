@@ -50,7 +50,7 @@ def runs_table(
     varied = [k for k in keys if len({r["_params"].get(k) for r in rows}) > 1]
     for r in rows:
         params = r.pop("_params")
-        r.update({k: params.get(k, "-") for k in varied})
+        r.update({k: _number(params.get(k, "-")) for k in varied})
     sign = -1 if mode == "max" else 1
     return sorted(rows, key=lambda r: (r[f"best {metric}"] is None, sign * (r[f"best {metric}"] or 0.0)))
 
@@ -65,6 +65,16 @@ def format_table(rows: list[dict]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
+
+
+def _number(text: str) -> Any:
+    """A param (MLflow keeps strings) as a float when it is one, so that it prints to 4 digits."""
+    if "." not in text and "e" not in text:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _fmt(value: Any) -> str:

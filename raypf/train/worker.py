@@ -103,7 +103,7 @@ def train_loop(config: dict) -> None:
     run_dir = cfg.run_dir()
     client = mlflow.MlflowClient(cfg.tracking_uri()) if rank == 0 else None
     if client is not None and history:
-        _backfill(client, run_id, history)
+        backfill_metrics(client, run_id, history)
     for epoch in range(start, cfg.epochs):
         stats = train_epoch(model, opt, sched, loss_options, batches, steps, device, amp, cfg.optim.grad_clip)
         if cfg.record_samples:
@@ -127,7 +127,7 @@ def train_loop(config: dict) -> None:
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=ckpt)
         if client is not None:
-            _log_metrics(client, run_id, metrics, epoch)
+            log_epoch_metrics(client, run_id, metrics, epoch)
         if stopper.should_stop(epoch):
             log.info("early stopping after epoch %d: best %s %.4g at epoch %d", epoch, stopper.metric, stopper.best["value"], stopper.best["epoch"])
             break
@@ -183,7 +183,7 @@ def _write_keys(path: Path, tables: list) -> None:
     path.write_text(json.dumps({"keys": keys, "planned_epochs": epochs}))
 
 
-def _log_metrics(client, run_id: str, metrics: dict, epoch: int) -> None:
+def log_epoch_metrics(client, run_id: str, metrics: dict, epoch: int) -> None:
     import time
 
     from mlflow.entities import Metric
@@ -193,9 +193,9 @@ def _log_metrics(client, run_id: str, metrics: dict, epoch: int) -> None:
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items() if k not in skip])
 
 
-def _backfill(client, run_id: str, history: list[dict]) -> None:
+def backfill_metrics(client, run_id: str, history: list[dict]) -> None:
     """Log epochs that are in the checkpoint but not in MLflow (the run was stopped between the two)."""
     logged = {m.step for m in client.get_metric_history(run_id, "loss")}
     for metrics in history:
         if metrics["epoch"] not in logged:
-            _log_metrics(client, run_id, metrics, metrics["epoch"])
+            log_epoch_metrics(client, run_id, metrics, metrics["epoch"])

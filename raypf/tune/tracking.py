@@ -16,7 +16,9 @@ from typing import Any
 from ray.tune import Callback
 
 from raypf.tracking import find_run, flatten, get_experiment, log_params
+from raypf.train.checkpoints import load_newest
 from raypf.train.run import RUN_TAG
+from raypf.train.worker import backfill_metrics
 from raypf.tune.config import TuneConfig
 from raypf.tune.space import sweep_dir, trial_config
 from raypf.tune.trial import STATUS_TAG, trial_run_name
@@ -74,6 +76,9 @@ class TrialRuns(Callback):
             run_id = run.info.run_id
             if STATUS_TAG in run.data.tags:  # closed before: a resumed sweep's trial that had ended
                 return
+            state = load_newest(sweep_dir(self.cfg) / "ray" / name)
+            if state is not None:  # a trial stopped right after a report has not logged that epoch yet
+                backfill_metrics(client, run_id, state["history"])
             client.set_tag(run_id, STATUS_TAG, status)
             if error:
                 client.set_tag(run_id, "raypf.error", error[-5000:])

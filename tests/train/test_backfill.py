@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 
-from raypf.train.worker import _backfill, _log_metrics
+from raypf.train.worker import backfill_metrics, log_epoch_metrics
 
 
 def test_backfill_logs_only_the_epochs_mlflow_lacks(tmp_path):
@@ -12,9 +12,9 @@ def test_backfill_logs_only_the_epochs_mlflow_lacks(tmp_path):
     run_id = client.create_run(client.create_experiment("x", artifact_location=(tmp_path / "a").as_uri())).info.run_id
     history = [{"epoch": e, "loss": 1.0 / (e + 1), "val_f1": 0.1 * e, "epochs_done": e + 1} for e in range(4)]
     for metrics in history[:2]:
-        _log_metrics(client, run_id, metrics, metrics["epoch"])
-    _backfill(client, run_id, history)
-    _backfill(client, run_id, history)  # idempotent
+        log_epoch_metrics(client, run_id, metrics, metrics["epoch"])
+    backfill_metrics(client, run_id, history)
+    backfill_metrics(client, run_id, history)  # idempotent
     loss = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "loss"))
     assert loss == [(e, 1.0 / (e + 1)) for e in range(4)]
     assert sorted(m.step for m in client.get_metric_history(run_id, "val_f1")) == [0, 1, 2, 3]
