@@ -57,14 +57,12 @@ def _scheduler(cfg: TuneConfig):
 def run_tune(cfg: TuneConfig, source: str = "config", address: str | None = None) -> dict:
     """Run (or resume) the sweep; returns its summary: best trial, best metric, per-trial outcomes, wall time."""
     import ray
-    from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from raypf.ray_utils import init_ray
     from raypf.train.run import check_dataset, check_resources
     from raypf.tune import slots
-    from raypf.tune.tracking import TrialRuns, parent_run
-    from raypf.tune.trial import run_trial, trial_run_name
+    from raypf.tune.tracking import parent_run
+    from raypf.tune.trial import trial_run_name
 
     base = base_config(cfg, source)
     check_sweep(cfg, base, source)
@@ -77,51 +75,15 @@ def run_tune(cfg: TuneConfig, source: str = "config", address: str | None = None
     parent = parent_run(cfg)
     n = concurrent_trials(cfg, base_cfg)
     semaphore = slots.create(cfg.name, n)  # held for the whole sweep: the actor lives as long as a handle does
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, sweep=cfg.name, base=base, parent_run_id=parent), {"CPU": TRIAL_CPU}
-    )  # a token: the trial only drives its TorchTrainer, whose workers hold the resources; slots bound concurrency
-    path = out / "tune"
     t0 = time.perf_counter()
-    if tune.Tuner.can_restore(str(path)):
-        log.info("resuming sweep %s from %s", cfg.name, path)
-        tuner = tune.Tuner.restore(
-            str(path), trainable, param_space=param_space(cfg), resume_unfinished=True, resume_errored=False
-        )
-    else:
-        log.info("sweep %s: %d trial(s), %s scheduler, max %d epochs, %d at a time", cfg.name, cfg.num_trials,
-                 cfg.scheduler.kind, cfg.scheduler.max_t, n)  # fmt: skip
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space(cfg),
-            tune_config=tune.TuneConfig(
-                metric=cfg.metric, mode=cfg.mode, num_samples=cfg.num_trials,
-                scheduler=_scheduler(cfg), reuse_actors=False,
-                search_alg=BasicVariantGenerator(points_to_evaluate=cfg.points_to_evaluate or None, random_state=cfg.seed),
-            ),
-            run_config=tune.RunConfig(
-                name="tune", storage_path=str(out), callbacks=[TrialRuns(cfg, base, parent)],
-                failure_config=tune.FailureConfig(max_failures=0), verbose=1,
-            ),
-        )  # fmt: skip
-    results = tuner.fit()
-    ray.kill(semaphore)
-    trials = []
-    for r in results:
-        history = r.metrics_dataframe
-        values = history[cfg.metric].dropna() if history is not None and cfg.metric in history else []
-        best_value = (max(values) if cfg.mode == "max" else min(values)) if len(values) else None
-        trials.append({
-            "trial_id": (r.metrics or {}).get("trial_id") or Path(r.path).name,
-            "config": {k: plain(v) for k, v in r.config.items()},
-            "epochs_reported": int(r.metrics.get("epochs_done", 0)) if r.metrics else 0,
-            "best_" + cfg.metric: best_value,
-            "error": str(r.error)[:500] if r.error else None,
-        })  # fmt: skip
+    try:
+        results = _tuner(cfg, base, parent, n).fit()
+    finally:
+        ray.kill(semaphore)
+    trials = [_outcome(r, cfg) for r in results]
     scored = [t for t in trials if t["best_" + cfg.metric] is not None]
     if not scored:
-        raise RuntimeError(
-            f"sweep {cfg.name}: no trial reported '{cfg.metric}' (errors: {[t['error'] for t in trials]})"
-        )
+        raise RuntimeError(f"sweep {cfg.name}: no trial reported '{cfg.metric}' (errors: {[t['error'] for t in trials]})")
     sign = 1 if cfg.mode == "max" else -1
     best = max(scored, key=lambda t: sign * t["best_" + cfg.metric])
     best_cfg = trial_config(base, best["config"], f"{cfg.name}-best")
@@ -139,10 +101,56 @@ def run_tune(cfg: TuneConfig, source: str = "config", address: str | None = None
     }  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     _log_parent(cfg, parent, summary, out)
-    log.info("sweep %s: best %s %.4f (trial %s) over %d trials, %d epochs in %.0f s; best config %s; compare: raypf runs --tracking-uri %s --sweep %s",
+    log.info("sweep %s: best %s %.4f (trial %s) over %d trials, %d epochs in %.0f s; best config %s; "
+             "compare: raypf runs --tracking-uri %s --sweep %s",
              cfg.name, cfg.metric, summary["best_value"], best["trial_id"], len(trials), summary["epochs_trained"],
              summary["wall_seconds"], out / BEST_CONFIG, cfg.tracking_uri(), cfg.name)  # fmt: skip
     return summary
+
+
+def _tuner(cfg: TuneConfig, base: dict, parent: str, concurrent: int):
+    """A new Tuner, or the sweep's saved one restored (same name again: resume)."""
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from raypf.tune.tracking import TrialRuns
+    from raypf.tune.trial import run_trial
+
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, sweep=cfg.name, base=base, parent_run_id=parent), {"CPU": TRIAL_CPU}
+    )  # a token: the trial only drives its TorchTrainer, whose workers hold the resources; slots bound concurrency
+    path = str(sweep_dir(cfg) / "tune")
+    if tune.Tuner.can_restore(path):
+        log.info("resuming sweep %s from %s", cfg.name, path)
+        return tune.Tuner.restore(path, trainable, param_space=param_space(cfg), resume_unfinished=True, resume_errored=False)
+    log.info("sweep %s: %d trial(s), %s scheduler, max %d epochs, %d at a time", cfg.name, cfg.num_trials,
+             cfg.scheduler.kind, cfg.scheduler.max_t, concurrent)  # fmt: skip
+    return tune.Tuner(
+        trainable,
+        param_space=param_space(cfg),
+        tune_config=tune.TuneConfig(
+            metric=cfg.metric, mode=cfg.mode, num_samples=cfg.num_trials, scheduler=_scheduler(cfg), reuse_actors=False,
+            search_alg=BasicVariantGenerator(points_to_evaluate=cfg.points_to_evaluate or None, random_state=cfg.seed),
+        ),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(sweep_dir(cfg)), callbacks=[TrialRuns(cfg, base, parent)],
+            failure_config=tune.FailureConfig(max_failures=0), verbose=1,
+        ),
+    )  # fmt: skip
+
+
+def _outcome(result, cfg: TuneConfig) -> dict:
+    """One trial's id, sampled values, epochs reported, best metric over its epochs and error, from Tune's result."""
+    history = result.metrics_dataframe
+    values = history[cfg.metric].dropna() if history is not None and cfg.metric in history else []
+    best = (max(values) if cfg.mode == "max" else min(values)) if len(values) else None
+    return {
+        "trial_id": (result.metrics or {}).get("trial_id") or Path(result.path).name,
+        "config": {k: plain(v) for k, v in result.config.items()},
+        "epochs_reported": int((result.metrics or {}).get("epochs_done", 0)),
+        "best_" + cfg.metric: best,
+        "error": str(result.error)[:500] if result.error else None,
+    }
 
 
 def _epochs_logged(cfg: TuneConfig, trials: list[dict]) -> int:

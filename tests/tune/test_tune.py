@@ -6,6 +6,7 @@ import logging
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -214,6 +215,20 @@ def test_slots_take_back_the_slot_of_a_dead_trial(ray_session):
     assert ray.get(slots.acquire.remote("a", first))
     assert not ray.get(slots.acquire.remote("b", second))  # full, and the holder is alive
     ray.kill(first)
+    _wait_dead(first)  # as a stopped trial's actor is by the time another trial asks again
     assert ray.get(slots.acquire.remote("b", second)) and ray.get(slots.held.remote()) == ["b"]
     ray.get(slots.release.remote("b"))
     assert ray.get(slots.held.remote()) == []
+
+
+def _wait_dead(actor, timeout_s: float = 60.0) -> None:
+    import ray
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            ray.get(actor.ping.remote(), timeout=5)
+        except ray.exceptions.RayActorError:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the killed actor still answers")
