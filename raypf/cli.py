@@ -9,37 +9,30 @@ import sys
 from raypf.config import ConfigError, load_config
 from raypf.data.mltree import MLTreeError
 
-
-def _simulate(args: argparse.Namespace) -> None:
-    from raypf.simulate.config import SimulateConfig
-    from raypf.simulate.run import run_simulation
-
-    cfg = load_config(SimulateConfig, args.config, _overrides(args.set))
-    run_simulation(cfg, source=args.config, address=args.address)
-
-
-def _preprocess(args: argparse.Namespace) -> None:
-    from raypf.data.preprocess import run_preprocess
-    from raypf.data.preprocess_config import PreprocessConfig
-
-    cfg = load_config(PreprocessConfig, args.config, _overrides(args.set))
-    run_preprocess(cfg, source=args.config, address=args.address)
+# stage -> (help, config class, runner): each loads its YAML (with --set overrides) and runs on Ray
+STAGES = {
+    "simulate": ("write MLTree ROOT files from Pythia8 and the fast calorimeter",
+                 "raypf.simulate.config:SimulateConfig", "raypf.simulate.run:run_simulation"),
+    "preprocess": ("turn MLTree files into per-track point-cloud samples (Parquet)",
+                   "raypf.data.preprocess_config:PreprocessConfig", "raypf.data.preprocess:run_preprocess"),
+    "train": ("train a point-cloud segmentation model with Ray Train, tracked in MLflow",
+              "raypf.train.config:TrainConfig", "raypf.train.run:run_train"),
+    "tune": ("a Hyperband (or ASHA) sweep of raypf train with Ray Tune, every trial in MLflow",
+             "raypf.tune.config:TuneConfig", "raypf.tune.run:run_tune"),
+}  # fmt: skip
 
 
-def _train(args: argparse.Namespace) -> None:
-    from raypf.train.config import TrainConfig
-    from raypf.train.run import run_train
+def _load(ref: str):
+    import importlib
 
-    cfg = load_config(TrainConfig, args.config, _overrides(args.set))
-    run_train(cfg, source=args.config, address=args.address)
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def _tune(args: argparse.Namespace) -> None:
-    from raypf.tune.config import TuneConfig
-    from raypf.tune.run import run_tune
-
-    cfg = load_config(TuneConfig, args.config, _overrides(args.set))
-    run_tune(cfg, source=args.config, address=args.address)
+def _stage(args: argparse.Namespace) -> None:
+    _, config_cls, runner = STAGES[args.command]
+    cfg = load_config(_load(config_cls), args.config, _overrides(args.set))
+    _load(runner)(cfg, source=args.config, address=args.address)
 
 
 def _store(args: argparse.Namespace) -> str:
@@ -97,26 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raypf", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    sim = sub.add_parser("simulate", help="write MLTree ROOT files from Pythia8 and the fast calorimeter")
-    sim.add_argument("--config", default="configs/simulate.yaml")
-    sim.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (dotted)")
-    sim.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
-    sim.set_defaults(func=_simulate)
-    pre = sub.add_parser("preprocess", help="turn MLTree files into per-track point-cloud samples (Parquet)")
-    pre.add_argument("--config", default="configs/preprocess.yaml")
-    pre.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (dotted)")
-    pre.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
-    pre.set_defaults(func=_preprocess)
-    tr = sub.add_parser("train", help="train a point-cloud segmentation model with Ray Train, tracked in MLflow")
-    tr.add_argument("--config", default="configs/train.yaml")
-    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (dotted)")
-    tr.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
-    tr.set_defaults(func=_train)
-    tu = sub.add_parser("tune", help="a Hyperband (or ASHA) sweep of raypf train with Ray Tune, every trial in MLflow")
-    tu.add_argument("--config", default="configs/tune.yaml")
-    tu.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (dotted)")
-    tu.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
-    tu.set_defaults(func=_tune)
+    for name, (text, _, _) in STAGES.items():
+        stage = sub.add_parser(name, help=text)
+        stage.add_argument("--config", default=f"configs/{name}.yaml")
+        stage.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (dotted)")
+        stage.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
+        stage.set_defaults(func=_stage)
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument("--output", default="output", help="the output root whose mlflow.db is the project store")
     store.add_argument("--tracking-uri", default=None, help="an MLflow store instead (default: $MLFLOW_TRACKING_URI)")
