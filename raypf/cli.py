@@ -19,7 +19,11 @@ STAGES = {
               "raypf.train.config:TrainConfig", "raypf.train.run:run_train"),
     "tune": ("a Hyperband (or ASHA) sweep of raypf train with Ray Tune, every trial in MLflow",
              "raypf.tune.config:TuneConfig", "raypf.tune.run:run_tune"),
+    "evaluate": ("score a checkpoint against every baseline and the rule-based particle flow: table, plots, report",
+                 "raypf.evaluate.config:EvaluateConfig", "raypf.evaluate.run:run_evaluate"),
 }  # fmt: skip
+#: evaluate's shorthands for config keys
+SHORTHANDS = ("checkpoint", "data", "split")
 
 
 def _load(ref: str):
@@ -31,8 +35,12 @@ def _load(ref: str):
 
 def _stage(args: argparse.Namespace) -> None:
     _, config_cls, runner = STAGES[args.command]
-    cfg = load_config(_load(config_cls), args.config, _overrides(args.set))
-    _load(runner)(cfg, source=args.config, address=args.address)
+    overrides = _overrides(args.set)
+    overrides.update({key: getattr(args, key) for key in SHORTHANDS if getattr(args, key, None) is not None})
+    cfg = load_config(_load(config_cls), args.config, overrides)
+    result = _load(runner)(cfg, source=args.config, address=args.address)
+    if args.command == "evaluate":
+        print(result["table_markdown"])  # the table is the command's output, not a log line
 
 
 def _store(args: argparse.Namespace) -> str:
@@ -95,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
         stage.add_argument("--config", default=f"configs/{name}.yaml")
         stage.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (dotted)")
         stage.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
+        if name == "evaluate":
+            stage.add_argument("--checkpoint", help="checkpoint dir or state.pt, training run dir or sweep dir")
+            stage.add_argument("--data", help="samples dataset (default: the checkpoint's)")
+            stage.add_argument("--split", choices=["train", "val", "test"])
         stage.set_defaults(func=_stage)
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument("--output", default="output", help="the output root whose mlflow.db is the project store")

@@ -123,7 +123,7 @@ def segment_index(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return offsets, sample, position
 
 
-def _list_column(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+def list_column(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Flat values and zero-based offsets of one list column, whatever its chunking or slicing."""
     try:
         col = table.column(name)
@@ -167,13 +167,13 @@ def pack(table: pa.Table, features: tuple[str, ...] | list[str] = DEFAULT_FEATUR
     _check_features(features)
     if target not in TARGETS:
         raise ValueError(f"unknown target '{target}'; known: {', '.join(TARGETS)}")
-    ptype, offsets = _list_column(table, "point_type")
+    ptype, offsets = list_column(table, "point_type")
     ptype = ptype.astype(np.int64)
     n = len(ptype)
     cols: dict[str, np.ndarray] = {"point_type": ptype}
     for name in columns_for(features):
         if name not in cols:
-            values, off = _list_column(table, name)
+            values, off = list_column(table, name)
             if len(values) != n or not np.array_equal(off, offsets):
                 raise ValueError(f"samples table: list column '{name}' does not have the points of 'point_type' in every row")
             cols[name] = values

@@ -120,7 +120,10 @@ def train_loop(config: dict) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = None
             if rank == 0:
-                torch.save({**state_dict(model, opt, sched, epoch, stopper.best, history), "resumes": resumes}, Path(tmp) / STATE)
+                saved = state_dict(model, opt, sched, epoch, stopper.best, history)
+                # what raypf evaluate needs to rebuild the model and link its run to this one
+                saved.update(resumes=resumes, config=config["cfg"], mlflow_run_id=run_id, dataset_dir=dataset_dir)
+                torch.save(saved, Path(tmp) / STATE)
                 (Path(tmp) / METRICS).write_text(json.dumps(metrics, indent=1))
                 if is_best:
                     save_best(run_dir, Path(tmp))

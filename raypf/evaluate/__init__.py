@@ -1,0 +1,1 @@
+"""`raypf evaluate`: batch inference, metrics against the baselines and the rule-based particle flow, plots, report."""
