@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
+import numpy as np
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from raypf.config import StrictModel
+from raypf.evaluate.particle_flow import PFOptions
 from raypf.evaluate.template import ETA_EDGES, P_EDGES
+
+_PF = PFOptions()
 
 
 class Inference(StrictModel):
@@ -30,17 +34,27 @@ class Template(StrictModel):
     min_count: PositiveInt = Field(default=20, description="tracks a bin needs; sparser bins take their p row's value")
     max_samples: PositiveInt = Field(default=200_000, description="training samples read at most")
 
+    @model_validator(mode="after")
+    def _ascending(self) -> Template:
+        for name in ("p_edges", "eta_edges"):
+            edges = getattr(self, name)
+            if any(np.diff(edges) <= 0):
+                raise ValueError(f"{name} must increase strictly, got {edges}")
+        return self
+
 
 class ParticleFlow(StrictModel):
-    """The rule-based particle flow (raypf.evaluate.particle_flow)."""
+    """The rule-based particle flow (raypf.evaluate.particle_flow; its ``PFOptions`` hold the defaults)."""
 
-    match_ep_min: PositiveFloat = 0.1
-    match_dr_max: PositiveFloat = 1.64
-    width_floor: PositiveFloat = 0.025
-    add_significance: float = -1.0
-    add_dr: PositiveFloat = 0.2
-    remnant_sigma: float = Field(default=1.5, ge=0)
-    max_pt: PositiveFloat | None = Field(default=None, description="tracks above this pT (GeV) are not subtracted")
+    match_ep_min: PositiveFloat = _PF.match_ep_min
+    match_dr_max: PositiveFloat = _PF.match_dr_max
+    width_floor: PositiveFloat = _PF.width_floor
+    add_significance: float = _PF.add_significance
+    add_dr: PositiveFloat = _PF.add_dr
+    remnant_sigma: float = Field(default=_PF.remnant_sigma, ge=0)
+    max_pt: PositiveFloat | None = Field(
+        default=_PF.max_pt, description="tracks above this pT (GeV) are not subtracted"
+    )
     template: Template = Template()
 
 

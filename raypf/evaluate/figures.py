@@ -86,12 +86,16 @@ def _operating_point(confusion: np.ndarray) -> dict[str, float]:
 
 
 def _chosen(s: dict, set_name: str, n: int) -> list[int]:
-    """Samples to display: the ones with the most focal energy, preferring cones that hold other tracks."""
-    rows = np.flatnonzero(s["set"] == set_name)
+    """Samples to display: cones that hold other tracks where there are any, at the 90th, then lower
+    percentiles of focal energy (typical showers, not the single most energetic track)."""
+    rows = np.flatnonzero((s["set"] == set_name) & (s["energy_truth"] > 0))
     if not len(rows) or n == 0:
         return []
-    order = np.lexsort((-s["energy_truth"][rows], -(s["n_tracks"][rows] > 1).astype(int)))
-    return rows[order[:n]].tolist()
+    dense = rows[s["n_tracks"][rows] > 1]
+    rows = dense if len(dense) else rows
+    rows = rows[np.argsort(s["energy_truth"][rows], kind="stable")]
+    picks = np.unique(np.round(np.linspace(0.9, 0.3, n) * (len(rows) - 1)).astype(int))
+    return rows[picks].tolist()
 
 
 def _event_display(path: Path, cfg, dataset: Path, predictions: Path, s: dict, row: int, model_name: str) -> Path:

@@ -297,7 +297,7 @@ def pr_roc(
     ax_roc.plot([0.0, 1.0], [0.0, 1.0], color="0.5", ls=":", lw=1.2, label="random")
     for ax, xlabel, ylabel, loc, sub in (
         (ax_pr, "recall (focal cells found / all focal cells)", "precision (focal / cells called focal)",
-         "lower left", "precision–recall"),
+         "upper right", "precision–recall"),  # low-prevalence operating points sit at the bottom
         (ax_roc, "false-positive rate (non-focal cells called focal)", "true-positive rate (= recall)",
          "lower right", "ROC"),
     ):  # fmt: skip
