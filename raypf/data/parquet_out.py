@@ -29,7 +29,14 @@ def part_name(file_index: int, path: str, start: int) -> str:
 
 
 def write_part(
-    table: pa.Table, root: Path, split: str, set_name: str, name: str, compression: str, level: int | None, row_group: int
+    table: pa.Table,
+    root: Path,
+    split: str,
+    set_name: str,
+    name: str,
+    compression: str,
+    level: int | None,
+    row_group: int,
 ) -> Path:
     """Write one table to ``root/split=<split>/set=<set>/<name>`` via a temporary name.
 
@@ -75,6 +82,15 @@ def publish(staging: Path, final: Path, metadata: dict) -> None:
     tmp = staging / f".{METADATA}.tmp"
     tmp.write_text(json.dumps(metadata, indent=2))
     os.replace(tmp, staging / METADATA)
+    swap_dir(staging, final)
+    link = final.parent / LATEST
+    tmp_link = final.parent / f".{LATEST}.{uuid.uuid4().hex[:8]}"
+    os.symlink(final.name, tmp_link)
+    os.replace(tmp_link, link)
+
+
+def swap_dir(staging: Path, final: Path) -> None:
+    """Put the finished directory ``staging`` in place of ``final`` (a reader sees the old one or the new one)."""
     old = None
     if final.exists():
         old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
@@ -82,7 +98,3 @@ def publish(staging: Path, final: Path, metadata: dict) -> None:
     os.replace(staging, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    link = final.parent / LATEST
-    tmp_link = final.parent / f".{LATEST}.{uuid.uuid4().hex[:8]}"
-    os.symlink(final.name, tmp_link)
-    os.replace(tmp_link, link)

@@ -10,10 +10,13 @@ looked up for each predicted cell by (entry, track, cell ID).
 from __future__ import annotations
 
 import glob
+import os
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from raypf.config import ConfigError
 from raypf.data.cell_table import CellTable
@@ -66,7 +69,7 @@ def add_event_baselines(
     track_row = events.track_offsets[e] + track
     cell_row = _cell_rows(events, table, e, cell_id, path)
 
-    nearest = nearest_track(events)[cell_row] == track_row
+    nearest = nearest_track(events, cells=cell_row)[cell_row] == track_row
     t, c, f = subtract(events, template, options)
     n_cells = len(events.cell_id)
     pf_key = t.astype(np.int64) * n_cells + c
@@ -94,3 +97,65 @@ def _cell_rows(events: EventBatch, table: CellTable, e: np.ndarray, cell_id: np.
             f"{path}: cell {int(cell_id[bad])} of a sample is in no cluster of entry {int(events.entry[e[bad]])}"
         )
     return order[pos]
+
+
+def run_event_baselines(
+    raw: Path, out: Path, files: dict | None, metadata: dict, template: EpTemplate, options: dict, source: str
+) -> list[tuple[str, Path]]:
+    """Per MLTree file, a Ray task adds the event-level baselines to its cells; returns (set, part) pairs."""
+    import ray
+
+    jobs = []
+    for set_dir in sorted(raw.glob("set=*")):
+        set_name = set_dir.name.removeprefix("set=")
+        for file_dir in sorted(set_dir.glob("file=*")):
+            name = file_dir.name.removeprefix("file=")
+            parts = sorted(file_dir.glob("*.parquet"))
+            if len(parts) > 1:
+                pq.write_table(pa.concat_tables([pq.read_table(p) for p in parts]), file_dir / "all.parquet")
+                parts = [file_dir / "all.parquet"]
+            mltree = None
+            if files is not None:
+                mltree = files.get((set_name, name))
+                if mltree is None or not Path(mltree).exists() and "://" not in mltree:
+                    raise ConfigError(
+                        f"{source}: key 'baselines.mltree.{set_name}': MLTree file {mltree or name} of set {set_name} not found "
+                        "(give its location, or baselines.event_level: false)"
+                    )
+            (out / set_name).mkdir(parents=True, exist_ok=True)
+            jobs.append((set_name, name, str(parts[0]), str(out / set_name / f"{Path(name).stem}.parquet"), mltree))
+    shared = None
+    if files is not None:
+        from raypf.data.cell_table import CellTable
+        from raypf.data.mltree import read_cell_geometry
+
+        geo = read_cell_geometry(metadata["geometry_file"])
+        shared = ray.put((CellTable.build(geo, 0.2), geo.deta, geo.dphi))  # once, shared zero-copy by every task
+    task = ray.remote(num_cpus=1)(file_baselines)
+    refs = [task.remote(*job, shared, template.to_dict(), options) for job in jobs]
+    done = ray.get(refs)
+    return [(job[0], Path(p)) for job, p in zip(jobs, done)]
+
+
+def file_baselines(
+    set_name: str, file: str, part: str, out: str, mltree: str | None, shared, template: dict, options: dict
+) -> str:
+    """One MLTree file's cells: sorted by sample and point, event-level baselines added, written to ``out``.
+
+    The partitioned write kept ``set`` and ``file`` in the directory names only; they go back in as columns.
+    """
+    cells = pq.read_table(part, partitioning=None)
+    for i, (name, value) in enumerate((("set", set_name), ("file", file))):
+        if name in cells.column_names:
+            cells = cells.drop_columns(name)
+        cells = cells.add_column(i, name, pa.DictionaryArray.from_arrays(np.zeros(cells.num_rows, np.int32), [value]))
+    cells = cells.sort_by([("entry", "ascending"), ("track_index", "ascending"), ("point", "ascending")])
+    if mltree is not None:
+        table, deta, dphi = shared
+        cells = add_event_baselines(
+            cells, mltree, table, deta, dphi, EpTemplate.from_dict(template), PFOptions(**options)
+        )
+    tmp = f"{out}.{uuid.uuid4().hex[:8]}.tmp"
+    pq.write_table(cells, tmp)
+    os.replace(tmp, out)
+    return out

@@ -62,11 +62,12 @@ def pair_chunks(n_pairs: np.ndarray, max_pairs: int) -> np.ndarray:
     return np.asarray(bounds, dtype=np.int64)
 
 
-def nearest_track(events: EventBatch, max_pairs: int = MAX_PAIRS) -> np.ndarray:
+def nearest_track(events: EventBatch, max_pairs: int = MAX_PAIRS, cells: np.ndarray | None = None) -> np.ndarray:
     """Per cell row: the track row nearest to it among its event's selected tracks, -1 when the event has none.
 
     Ties go to the lower track row. (cell, track) pairs are expanded in chunks of cells holding at most
-    ``max_pairs`` pairs (one cell at least), so memory stays bounded whatever the event size.
+    ``max_pairs`` pairs (one cell at least), so memory stays bounded whatever the event size. ``cells``
+    limits the work to those rows (the others get -1): an evaluation needs only the cells of its cones.
     """
     n_cells = len(events.cell_e)
     out = np.full(n_cells, -1, dtype=np.int64)
@@ -78,16 +79,18 @@ def nearest_track(events: EventBatch, max_pairs: int = MAX_PAIRS) -> np.ndarray:
     table = position_table(events)
     cell_eta = events.cell_eta.astype(np.float64)
     cell_phi = events.cell_phi.astype(np.float64)
-    n_pairs = np.diff(sel_offsets)[cell_event]
+    todo = np.arange(n_cells) if cells is None else np.unique(np.asarray(cells, dtype=np.int64))
+    n_pairs = np.diff(sel_offsets)[cell_event[todo]]
     bounds = pair_chunks(n_pairs, max_pairs)
     for a, b in itertools.pairwise(bounds):
-        cells = np.arange(a, b)
-        cells = cells[n_pairs[cells] > 0]
-        if len(cells) == 0:
+        chunk = np.arange(a, b)
+        chunk = chunk[n_pairs[chunk] > 0]
+        if len(chunk) == 0:
             continue
-        counts = n_pairs[cells]
-        owner, idx = expand(sel_offsets[cell_event[cells]], counts)
-        cell = cells[owner]
+        counts = n_pairs[chunk]
+        chunk_cells = todo[chunk]
+        owner, idx = expand(sel_offsets[cell_event[chunk_cells]], counts)
+        cell = chunk_cells[owner]
         track = sel_rows[idx]
         t_eta, t_phi = track_position(table, track, events.cell_layer[cell])
         d2 = (cell_eta[cell] - t_eta) ** 2 + wrap_phi(cell_phi[cell] - t_phi) ** 2
@@ -99,5 +102,5 @@ def nearest_track(events: EventBatch, max_pairs: int = MAX_PAIRS) -> np.ndarray:
         first = np.ones(len(hit), dtype=bool)
         first[1:] = owner[hit[1:]] != owner[hit[:-1]]
         out[cell[hit[first]]] = track[hit[first]]
-    log.debug("nearest track: %d cells, %d chunks", n_cells, len(bounds) - 1)
+    log.debug("nearest track: %d of %d cells, %d chunks", len(todo), n_cells, len(bounds) - 1)
     return out

@@ -12,9 +12,11 @@ of ``raypf.models.baselines`` with the training split's class proportions.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from raypf.data.batching import FOCAL_CLASS
 from raypf.models.baselines import BASELINES, baseline_metrics
@@ -146,3 +148,31 @@ def markdown_table(rows: list[dict]) -> str:
         vals = [r["set"], r["method"], *("—" if r[k] is None else f"{r[k]:.3f}" for k in COLUMNS), f"{r['cells']:,}"]
         lines.append("| " + " | ".join(vals) + " |")
     return "\n".join(lines)
+
+
+def score_parts(parts: list[tuple[str, Path]], k: int, proportions: np.ndarray, max_cells: int, seed: int):
+    """The scoreboard, and what the plots need: per-sample energies and a random subsample of cells."""
+    board = Scoreboard(k, proportions)
+    total = sum(pq.ParquetFile(p).metadata.num_rows for _, p in parts)
+    rate = min(1.0, max_cells / max(total, 1))
+    rng = np.random.default_rng(seed)
+    samples, cells = [], []
+    for set_name, part in parts:
+        t = pq.read_table(part)
+        board.add(set_name, t)
+        energy = t.column("energy").to_numpy().astype(np.float64)
+        by_method = shares(t)
+        starts, sums = sample_sums(t, {"truth": t.column("truth_focal").to_numpy().astype(np.float64),
+                                       **{m: energy * s for m, s in by_method.items()}})  # fmt: skip
+        samples.append({"set": np.full(len(starts), set_name), "file": np.full(len(starts), part.stem),
+                        **{c: t.column(c).to_numpy()[starts] for c in ("entry", "track_index", "track_pt", "track_eta", "n_tracks")},
+                        **{f"energy_{m}": v for m, v in sums.items()}})  # fmt: skip
+        keep = rng.random(t.num_rows) < rate
+        cells.append({"true": t.column("true_class").to_numpy()[keep] == 1, "score": t.column("score").to_numpy()[keep],
+                      "n_tracks": t.column("n_tracks").to_numpy()[keep],
+                      **{f"pred_{m}": s[keep] >= 0.5 for m, s in by_method.items()}})  # fmt: skip
+    return board, {"samples": _merge(samples), "cells": _merge(cells)}
+
+
+def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}

@@ -12,9 +12,13 @@ row, then the overall mean, so every track gets an expectation.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as pads
+
+from raypf.config import ConfigError
 
 #: Default bin edges: track p (GeV) and |eta| at the reference layer.
 P_EDGES = (0.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 40.0, 1.0e4)
@@ -95,3 +99,47 @@ def reference_energy(table: pa.Table) -> np.ndarray:
     contribution = np.where(ptype == CELL, energy * share, 0.0)
     sample = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     return np.bincount(sample, weights=contribution, minlength=len(offsets) - 1)
+
+
+_TRAIN_COLUMNS = [
+    "track_p",
+    "track_eta",
+    "point_type",
+    "energy",
+    "truth_focal",
+    "truth_other_tracked",
+    "truth_untracked",
+    "truth_total",
+]
+
+
+def fit_on_train_split(dataset: Path, target: str, t) -> tuple[EpTemplate, np.ndarray]:
+    """The E/p template and the class proportions of the training split (what baselines may know).
+
+    ``t`` holds the binning and ``max_samples`` (the config's ``Template``).
+    """
+    from raypf.data.batching import CELL, labels, list_column
+
+    ds = pads.dataset(str(dataset / "split=train"), format="parquet", partitioning="hive")
+    p, eta, e_ref, class_counts, n = [], [], [], np.zeros(3), 0
+    for batch in ds.to_batches(columns=_TRAIN_COLUMNS, batch_size=4096):
+        table = pa.Table.from_batches([batch])
+        p.append(table.column("track_p").to_numpy())
+        eta.append(table.column("track_eta").to_numpy())
+        e_ref.append(reference_energy(table))
+        ptype, _ = list_column(table, "point_type")
+        truth = [list_column(table, c)[0] for c in _TRAIN_COLUMNS[4:]]
+        cls = labels("three_class" if target == "three_class" else "binary", ptype, *truth)
+        class_counts += np.bincount(cls[ptype == CELL], minlength=3)[:3]
+        n += table.num_rows
+        if n >= t.max_samples:
+            break
+    if n == 0:
+        raise ConfigError(
+            f"{dataset}: the train split is empty; the baselines need it (E/p template, class proportions)"
+        )
+    template = fit_template(
+        np.concatenate(p), np.concatenate(eta), np.concatenate(e_ref), t.p_edges, t.eta_edges, t.min_count
+    )
+    k = 3 if target == "three_class" else 2
+    return template, class_counts[:k] / class_counts[:k].sum()

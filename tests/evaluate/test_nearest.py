@@ -62,6 +62,12 @@ def test_chunked_pairs_match_a_brute_force_over_all_pairs():
     assert len(np.unique(want)) > 10
     for max_pairs in (1, 7, 100, 4_000_000):
         np.testing.assert_array_equal(nearest_track(batch, max_pairs=max_pairs), want)
+    # only some cells asked for (repeated, unordered): those get the same answer, the others -1
+    asked = np.array([40, 3, 3, 17, 59, 0])
+    for max_pairs in (1, 4_000_000):
+        got = nearest_track(batch, max_pairs=max_pairs, cells=asked)
+        np.testing.assert_array_equal(got[asked], want[asked])
+        assert (np.delete(got, asked) == -1).all()
 
 
 def test_pair_chunks_stay_within_the_bound():
