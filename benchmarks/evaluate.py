@@ -5,8 +5,8 @@
 
 Prints model inference in samples/s and cells/s on this machine's CPU (or
 ``--device cuda``), and per MLTree set the cost per event of reading whole events
-(tracks, clusters, cells), of the nearest-track rule and of the rule-based
-particle flow, with the tracks and cells per event they handled. One process,
+(tracks, clusters, cells), of the nearest-track rule (for the cones' cells) and
+of the rule-based particle flow, with the tracks and cells per event they handled. One process,
 one core's worth of work per stage: what each Ray task of `raypf evaluate` does.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import torch
 
@@ -27,6 +28,7 @@ from raypf.data.mltree import read_cell_geometry
 from raypf.data.parquet_batches import read_metadata
 from raypf.evaluate import checkpoint as checkpoints
 from raypf.evaluate.config import Template
+from raypf.evaluate.event_baselines import cell_rows
 from raypf.evaluate.events import read_event_batch
 from raypf.evaluate.inference import input_columns, predict_cells
 from raypf.evaluate.nearest import nearest_track
@@ -59,7 +61,7 @@ def baselines(dataset: Path, metadata: dict, split: str, n_files: int) -> None:
     for item in metadata["inputs"]:
         by_set.setdefault(item["set"], []).append(item["path"])
     keys = pads.dataset(str(dataset / f"split={split}"), format="parquet", partitioning="hive").to_table(
-        columns=["set", "file", "entry"]
+        columns=["set", "file", "entry", "point_type", "cell_id"]
     )
     print(
         f"{'set':6} {'events':>7} {'tracks/ev':>9} {'cells/ev':>9} {'read ms/ev':>10} {'nearest ms/ev':>13} {'PF ms/ev':>9}"
@@ -71,13 +73,19 @@ def baselines(dataset: Path, metadata: dict, split: str, n_files: int) -> None:
             mask = (keys["set"].to_numpy(zero_copy_only=False) == set_name) & (
                 keys["file"].cast("string").to_numpy(zero_copy_only=False) == Path(path).name
             )
-            entries = np.unique(keys["entry"].to_numpy()[mask])
+            rows = keys.filter(pa.array(mask))
+            entries = np.unique(rows["entry"].to_numpy())
             if not len(entries):
                 continue
+            # the cones' cells, as raypf evaluate asks the nearest-track rule for them
+            n_points = pc.list_value_length(rows["point_type"]).to_numpy()
+            is_cell = pc.list_flatten(rows["point_type"]).to_numpy() == 0
+            entry = np.repeat(rows["entry"].to_numpy(), n_points)[is_cell]
+            cell_id = pc.list_flatten(rows["cell_id"]).to_numpy()[is_cell]
             t0 = time.perf_counter()
             events = read_event_batch(path, entries, table, geo.deta, geo.dphi)
             t1 = time.perf_counter()
-            nearest_track(events)
+            nearest_track(events, cells=cell_rows(events, table, np.searchsorted(entries, entry), cell_id, path))
             t2 = time.perf_counter()
             subtract(events, template, PFOptions())
             t3 = time.perf_counter()

@@ -67,7 +67,7 @@ def add_event_baselines(
             f"{path}: entry {int(entry[bad])} has no track {int(track[bad])}; the samples do not come from this file"
         )
     track_row = events.track_offsets[e] + track
-    cell_row = _cell_rows(events, table, e, cell_id, path)
+    cell_row = cell_rows(events, table, e, cell_id, path)
 
     nearest = nearest_track(events, cells=cell_row)[cell_row] == track_row
     t, c, f = subtract(events, template, options)
@@ -82,7 +82,7 @@ def add_event_baselines(
     return cells.append_column("nearest_focal", pa.array(nearest)).append_column("pf_fraction", pa.array(pf_fraction))
 
 
-def _cell_rows(events: EventBatch, table: CellTable, e: np.ndarray, cell_id: np.ndarray, path: str) -> np.ndarray:
+def cell_rows(events: EventBatch, table: CellTable, e: np.ndarray, cell_id: np.ndarray, path: str) -> np.ndarray:
     """Row in ``events``' cells of each (event, cell ID)."""
     n_geo = len(table)
     batch_event = np.repeat(events.cluster_event(), np.diff(events.cell_offsets))
