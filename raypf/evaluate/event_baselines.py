@@ -110,10 +110,6 @@ def run_event_baselines(
         set_name = set_dir.name.removeprefix("set=")
         for file_dir in sorted(set_dir.glob("file=*")):
             name = file_dir.name.removeprefix("file=")
-            parts = sorted(file_dir.glob("*.parquet"))
-            if len(parts) > 1:
-                pq.write_table(pa.concat_tables([pq.read_table(p) for p in parts]), file_dir / "all.parquet")
-                parts = [file_dir / "all.parquet"]
             mltree = None
             if files is not None:
                 mltree = files.get((set_name, name))
@@ -123,7 +119,7 @@ def run_event_baselines(
                         "(give its location, or baselines.event_level: false)"
                     )
             (out / set_name).mkdir(parents=True, exist_ok=True)
-            jobs.append((set_name, name, str(parts[0]), str(out / set_name / f"{Path(name).stem}.parquet"), mltree))
+            jobs.append((set_name, name, str(file_dir), str(out / set_name / f"{Path(name).stem}.parquet"), mltree))
     shared = None
     if files is not None:
         from raypf.data.cell_table import CellTable
@@ -140,11 +136,12 @@ def run_event_baselines(
 def file_baselines(
     set_name: str, file: str, part: str, out: str, mltree: str | None, shared, template: dict, options: dict
 ) -> str:
-    """One MLTree file's cells: sorted by sample and point, event-level baselines added, written to ``out``.
+    """One MLTree file's cells (the directory ``part``): sorted by sample and point, event-level baselines added,
+    written to ``out``.
 
     The partitioned write kept ``set`` and ``file`` in the directory names only; they go back in as columns.
     """
-    cells = pq.read_table(part, partitioning=None)
+    cells = pq.read_table(part, partitioning=None)  # every Parquet file the inference wrote for this MLTree file
     for i, (name, value) in enumerate((("set", set_name), ("file", file))):
         if name in cells.column_names:
             cells = cells.drop_columns(name)

@@ -13,25 +13,19 @@ import pyarrow.parquet as pq
 from raypf.data.batching import CELL, FOCAL
 from raypf.data.cone import wrap_phi
 from raypf.evaluate import plots
-from raypf.evaluate.scores import Scoreboard
+from raypf.evaluate.scores import Scoreboard, method_labels
 
 log = logging.getLogger(__name__)
-LABELS = {
-    "nearest_track": "nearest track",
-    "particle_flow": "particle flow (rule-based)",
-    "smart_random": "smart random",
-}
 PT_EDGES = np.array([0.5, 1, 2, 3, 5, 8, 12, 20, 40, 100])
 ETA_EDGES = np.linspace(-2.5, 2.5, 11)
 
 
 def make_plots(
-    cfg, out: Path, dataset: Path, predictions: Path, collected: dict, board: Scoreboard, model_name: str
+    cfg, out: Path, dataset: Path, predictions: Path, collected: dict, board: Scoreboard, result: dict, model_name: str
 ) -> dict[str, Path]:
-    """Every plot of the report, by name."""
+    """Every plot of the report, by name; ``result`` is ``board.result()``."""
     out.mkdir(parents=True, exist_ok=True)
-    labels = {"model": model_name, **LABELS}
-    result = board.result()
+    labels = method_labels(model_name)
     overall = result["all"] if "all" in result else next(iter(result.values()))
     s, c = collected["samples"], collected["cells"]
     made: dict[str, Path] = {}

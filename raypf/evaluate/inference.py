@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from raypf.data.batching import FOCAL_CLASS, columns_for, pack
+from raypf.data.batching import FOCAL_CLASS, columns_for, list_column, pack
 from raypf.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,8 @@ def predict_cells(
         },
         "n_tracks": (n_other + 1).astype(np.int16)[sample],
         "point": batch.position.numpy()[cell].astype(np.int32),
-        "cell_id": _flat(table, "cell_id")[cell],
-        "layer": _flat(table, "layer")[cell],
+        "cell_id": list_column(table, "cell_id")[0][cell],
+        "layer": list_column(table, "layer")[0][cell],
         "energy": batch.energy.numpy()[cell],
         "truth_focal": batch.truth_focal.numpy()[cell],
         "truth_total": batch.truth_total.numpy()[cell],
@@ -89,12 +89,6 @@ def predict_cells(
         "pred_fraction": fraction.cpu().numpy()[cell].astype(np.float32),
     }
     return pa.Table.from_pydict({f.name: pa.array(cols[f.name], type=f.type) for f in SCHEMA}, schema=SCHEMA)
-
-
-def _flat(table: pa.Table, name: str) -> np.ndarray:
-    col = table.column(name).combine_chunks()
-    offsets = col.offsets.to_numpy()
-    return col.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_numpy(zero_copy_only=False)
 
 
 def _repeat_str(table: pa.Table, name: str, index: np.ndarray) -> pa.Array:

@@ -101,7 +101,7 @@ def run_evaluate(cfg: EvaluateConfig, source: str = "config", address: str | Non
         model_name = _model_label(ckpt)
         rows = table_rows(result, model_name)
         table = markdown_table(rows)
-        plots = make_plots(cfg, staging / "plots", dataset, staging / PREDICTIONS, collected, board, model_name)
+        plots = make_plots(cfg, staging / "plots", dataset, staging / PREDICTIONS, collected, board, result, model_name)
         summary = {
             "name": cfg.name, "checkpoint": str(ckpt.path), "epoch": ckpt.epoch, "train_run_id": ckpt.train_run_id,
             "dataset": str(dataset), "split": cfg.split, "sets": sets, "target": target,

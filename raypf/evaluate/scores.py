@@ -33,6 +33,17 @@ COLUMNS = {
 }  # fmt: skip
 
 
+#: How the table and the plots name each method (the model goes by its architecture).
+LABELS = {
+    "nearest_track": "nearest track", "particle_flow": "particle flow (rule-based)",
+    "dumb": "dumb", "random": "random", "smart_random": "smart random",
+}  # fmt: skip
+
+
+def method_labels(model_name: str) -> dict[str, str]:
+    return {"model": model_name, **LABELS}
+
+
 def shares(cells: pa.Table) -> dict[str, np.ndarray]:
     """Per method present in ``cells``: the share of each cell's energy it gives the focal track."""
     return {
@@ -62,8 +73,12 @@ class Scoreboard:
         self.energy: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
         self.true_energy: dict[str, list[np.ndarray]] = defaultdict(list)
 
-    def add(self, set_name: str, cells: pa.Table) -> None:
-        """Add the cells of one file, sorted by sample (rows of a sample consecutive)."""
+    def add(self, set_name: str, cells: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Add the cells of one file, sorted by sample (rows of a sample consecutive).
+
+        Returns what it computed on the way, for the plots: each sample's first row, the per-sample focal
+        energies (``truth`` and per method) and each method's per-cell shares.
+        """
         true_focal = cells.column("true_class").to_numpy() == FOCAL_CLASS
         energy = cells.column("energy").to_numpy().astype(np.float64)
         weight = np.maximum(energy, 0)
@@ -72,13 +87,14 @@ class Scoreboard:
         by_method = shares(cells)
         energies = {m: energy * s for m, s in by_method.items()}
         energies["truth"] = cells.column("truth_focal").to_numpy().astype(np.float64)
-        _, sums = sample_sums(cells, energies)
-        self.true_energy[set_name].append(sums.pop("truth"))
+        starts, sums = sample_sums(cells, energies)
+        self.true_energy[set_name].append(sums["truth"])
         for method, share in by_method.items():
             index = true_focal * 2 + (share >= 0.5)
             self.counts[set_name, method] += np.bincount(index, minlength=4).reshape(2, 2)
             self.weighted[set_name, method] += np.bincount(index, weights=weight, minlength=4).reshape(2, 2)
             self.energy[set_name, method].append(sums[method])
+        return starts, sums, by_method
 
     def sets(self) -> list[str]:
         return sorted(self.true_energy)
@@ -127,8 +143,7 @@ def _cat(lists) -> np.ndarray:
 
 def table_rows(result: dict[str, dict[str, dict]], model_name: str) -> list[dict]:
     """Rows (group, method, metrics) in report order: per group the model first, then every baseline."""
-    names = {"model": model_name, "nearest_track": "nearest track", "particle_flow": "particle flow (rule-based)",
-             "dumb": "dumb", "random": "random", "smart_random": "smart random"}  # fmt: skip
+    names = method_labels(model_name)
     order = ["model", "particle_flow", "nearest_track", *BASELINES[::-1]]
     rows = []
     for group, methods in result.items():
@@ -159,11 +174,7 @@ def score_parts(parts: list[tuple[str, Path]], k: int, proportions: np.ndarray, 
     samples, cells = [], []
     for set_name, part in parts:
         t = pq.read_table(part)
-        board.add(set_name, t)
-        energy = t.column("energy").to_numpy().astype(np.float64)
-        by_method = shares(t)
-        starts, sums = sample_sums(t, {"truth": t.column("truth_focal").to_numpy().astype(np.float64),
-                                       **{m: energy * s for m, s in by_method.items()}})  # fmt: skip
+        starts, sums, by_method = board.add(set_name, t)
         samples.append({"set": np.full(len(starts), set_name), "file": np.full(len(starts), part.stem),
                         **{c: t.column(c).to_numpy()[starts] for c in ("entry", "track_index", "track_pt", "track_eta", "n_tracks")},
                         **{f"energy_{m}": v for m, v in sums.items()}})  # fmt: skip

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from raypf.config import ConfigError
+from raypf.data.batching import TRUTH_COLUMNS
 
 #: Default bin edges: track p (GeV) and |eta| at the reference layer.
 P_EDGES = (0.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 40.0, 1.0e4)
@@ -101,16 +102,7 @@ def reference_energy(table: pa.Table) -> np.ndarray:
     return np.bincount(sample, weights=contribution, minlength=len(offsets) - 1)
 
 
-_TRAIN_COLUMNS = [
-    "track_p",
-    "track_eta",
-    "point_type",
-    "energy",
-    "truth_focal",
-    "truth_other_tracked",
-    "truth_untracked",
-    "truth_total",
-]
+_TRAIN_COLUMNS = ["track_p", "track_eta", "point_type", "energy", *TRUTH_COLUMNS]
 
 
 def fit_on_train_split(dataset: Path, target: str, t) -> tuple[EpTemplate, np.ndarray]:
@@ -128,7 +120,7 @@ def fit_on_train_split(dataset: Path, target: str, t) -> tuple[EpTemplate, np.nd
         eta.append(table.column("track_eta").to_numpy())
         e_ref.append(reference_energy(table))
         ptype, _ = list_column(table, "point_type")
-        truth = [list_column(table, c)[0] for c in _TRAIN_COLUMNS[4:]]
+        truth = [list_column(table, c)[0] for c in TRUTH_COLUMNS]
         cls = labels("three_class" if target == "three_class" else "binary", ptype, *truth)
         class_counts += np.bincount(cls[ptype == CELL], minlength=3)[:3]
         n += table.num_rows
