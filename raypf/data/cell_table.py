@@ -2,7 +2,7 @@
 
 Two things make per-event work cheap: a hash table from 64-bit cell ID to cell
 index (a sorted-array search costs ~18 dependent probes per cell; the hash
-needs one or two), and an eta-phi grid with cells numbered grid-cell by
+needs one or two, in a compiled loop), and an eta-phi grid with cells numbered grid-cell by
 grid-cell (``rank``), so that the cells of an event sorted by rank are
 grouped by grid cell and a cone search is a few contiguous ranges per track.
 All arrays are plain numpy so that ``ray.put`` stores them once and every
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from raypf.data.mltree import CellGeometry
@@ -72,7 +73,6 @@ class CellTable:
     hash_ids: np.ndarray  # uint64 table
     hash_pos: np.ndarray  # int32 cell index per slot, -1 empty
     hash_shift: int
-    max_probe: int
     grid: Grid
 
     def __len__(self) -> int:
@@ -89,7 +89,7 @@ class CellTable:
         order = np.lexsort((np.arange(n), grid_cell))
         rank = np.empty(n, dtype=np.int64)
         rank[order] = np.arange(n)
-        hash_ids, hash_pos, shift, max_probe = _build_hash(geo.id)
+        hash_ids, hash_pos, shift = _build_hash(geo.id)
         return cls(
             id=geo.id,
             sampling=geo.sampling.astype(np.int8),
@@ -104,36 +104,34 @@ class CellTable:
             hash_ids=hash_ids,
             hash_pos=hash_pos,
             hash_shift=shift,
-            max_probe=max_probe,
             grid=grid,
         )
 
     def lookup(self, ids: np.ndarray) -> np.ndarray:
-        """Cell index of each ID, -1 where the geometry has no such cell.
+        """Cell index of each ID, -1 where the geometry has no such cell."""
+        ids = np.ascontiguousarray(ids, dtype=np.uint64)
+        return _lookup(ids, self.hash_ids, self.hash_pos, np.uint64(self.hash_shift))
 
-        The first probe runs on whole arrays (most IDs end there at load 1/4); only the
-        misses go round again.
-        """
-        ids = np.asarray(ids, dtype=np.uint64)
-        mask = len(self.hash_ids) - 1
-        slot = ((ids * _GOLDEN) >> np.uint64(self.hash_shift)).view(np.int64)
-        pos = self.hash_pos[slot]
-        hit = self.hash_ids[slot] == ids
-        out = np.where(hit, pos, -1).astype(np.int64)
-        pending = np.flatnonzero(~hit & (pos >= 0))
-        for probe in range(1, self.max_probe + 1):
-            if not len(pending):
+
+@numba.njit(cache=True, nogil=True)
+def _lookup(ids: np.ndarray, table_ids: np.ndarray, table_pos: np.ndarray, shift: np.uint64) -> np.ndarray:
+    """Linear probing, one ID at a time: the table (a few MB) stays in cache, and most IDs need one probe."""
+    out = np.empty(len(ids), dtype=np.int64)
+    mask = len(table_ids) - 1
+    for i in range(len(ids)):
+        key = ids[i]
+        slot = np.int64((key * _GOLDEN) >> shift)
+        while True:
+            pos = table_pos[slot]
+            if pos < 0 or table_ids[slot] == key:
+                out[i] = pos
                 break
-            s = (slot[pending] + probe) & mask
-            p = self.hash_pos[s]
-            found = self.hash_ids[s] == ids[pending]
-            out[pending[found]] = p[found]
-            pending = pending[~found & (p >= 0)]
-        return out
+            slot = (slot + 1) & mask
+    return out
 
 
-def _build_hash(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Open addressing with linear probing at load <= 1/4; returns (ids, positions, shift, longest probe)."""
+def _build_hash(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Open addressing with linear probing at load <= 1/4; returns (ids, positions, shift)."""
     n = len(ids)
     bits = max(4, int(np.ceil(np.log2(max(n, 1) * 4))))
     size = 1 << bits
@@ -154,6 +152,5 @@ def _build_hash(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
         placed = np.zeros(len(pending), dtype=bool)
         placed[np.nonzero(free)[0][first]] = True
         pending = pending[~placed]
-        if len(pending):
-            probe += 1
-    return table_ids, table_pos, shift, probe
+        probe += 1
+    return table_ids, table_pos, shift

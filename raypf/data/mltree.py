@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import awkward as ak
@@ -67,6 +69,48 @@ def _tree(file, path: str, name: str):
     return obj
 
 
+#: Open EventTrees kept per process: path -> (file stamp, file, tree), most recent last.
+_OPEN_TREES: OrderedDict[str, tuple[tuple, object, object]] = OrderedDict()
+_KEEP_OPEN = 4
+
+
+@contextmanager
+def event_tree(path: str) -> Iterator:
+    """The EventTree of ``path``, kept open in this process while the file is unchanged.
+
+    A worker reads many entry ranges of the same few files, and parsing the tree's metadata
+    (~65 ms for MLTree's hundreds of branches) would otherwise be paid for every range. The
+    file's inode, size and modification time are checked on every call, so a replaced or
+    rewritten file is opened again. Remote files are opened per call.
+    """
+    try:
+        st = os.stat(path) if "://" not in path else None
+    except OSError:
+        st = None  # _open reports it
+    if st is None:
+        with _open(path) as f:
+            yield _tree(f, path, EVENT_TREE)
+        return
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _OPEN_TREES.get(path)
+    if hit is not None and hit[0] == stamp:
+        _OPEN_TREES.move_to_end(path)
+        yield hit[2]
+        return
+    if hit is not None:
+        _OPEN_TREES.pop(path)[1].close()
+    f = _open(path)
+    try:
+        tree = _tree(f, path, EVENT_TREE)
+    except BaseException:
+        f.close()
+        raise
+    _OPEN_TREES[path] = (stamp, f, tree)
+    while len(_OPEN_TREES) > _KEEP_OPEN:
+        _OPEN_TREES.popitem(last=False)[1][1].close()
+    yield tree
+
+
 def num_events(path: str) -> int:
     """Number of events in a file's EventTree."""
     with _open(path) as f:
@@ -109,13 +153,13 @@ def read_columns(path: str, branches: Sequence[str], start: int | None = None, s
     """Read ``branches`` of EventTree entries [start, stop) as ``Jagged`` columns of canonical dtypes.
 
     Only the baskets overlapping the range are read. Count branches among ``branches``
-    are checked against the vectors they count.
+    are checked against the vectors they count. The file stays open for the next range
+    (``event_tree``).
     """
     unknown = [b for b in branches if b not in EVENT_BRANCHES]
     if unknown:
         raise ValueError(f"not MLTree EventTree branches: {unknown}")
-    with _open(path) as f:
-        tree = _tree(f, path, EVENT_TREE)
+    with event_tree(path) as tree:
         present = set(tree.keys())
         missing = [b for b in branches if b not in present]
         if missing:

@@ -31,6 +31,7 @@ from raypf.data.cell_table import CellTable
 from raypf.data.cone import cone_ranges, cumsum0, expand, grid_order, wrap_phi
 from raypf.data.mltree import Jagged, MLTreeError
 from raypf.data.mltree_schema import LAYER_PLACEMENT, LAYERS, MISSING_THRESHOLD
+from raypf.data.point_kernels import STAT_ORDER, assemble, cone_cells, new_moments
 from raypf.data.preprocess_config import SampleOptions
 from raypf.data.split import SPLITS, assign_splits
 
@@ -75,7 +76,7 @@ SCHEMA = pa.schema(
 )
 
 #: Float point features whose statistics go into the metadata, per point type.
-STAT_FEATURES: tuple[str, ...] = ("x", "y", "z", "delta_r", "dist_focal", "energy", "sigma", "chi2_ndof", "layer", "track")
+STAT_FEATURES: tuple[str, ...] = STAT_ORDER
 
 _SAMPLING = np.array([LAYER_PLACEMENT[ly][0] for ly in LAYERS], dtype=np.int8)
 _BARREL = np.array([LAYER_PLACEMENT[ly][1] for ly in LAYERS])
@@ -218,13 +219,7 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
 
     # ---- cone search: cells
     q, start, count = cone_ranges(grid, radius, s_ev, ref_eta, ref_phi, u_key)
-    c_s, c_u = expand(start, count)
-    c_s = q[c_s]
-    d_eta = u_eta[c_u].astype(np.float64) - ref_eta[c_s]
-    d_phi = wrap_phi(u_phi[c_u].astype(np.float64) - ref_phi[c_s])
-    dr2 = d_eta * d_eta + d_phi * d_phi
-    inside = dr2 <= radius * radius
-    c_s, c_u, c_dr = c_s[inside], c_u[inside], np.sqrt(dr2[inside])
+    c_s, c_u, c_dr = cone_cells(q, start, count, u_eta, u_phi, ref_eta, ref_phi, radius)
 
     # ---- cone search: other tracks' points
     pt_key = trk_ev[p_trk] * grid.size + grid.cell(p_eta, p_phi)
@@ -276,82 +271,28 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     s_split = split_of_event[s_ev]
     order = np.nonzero(keep)[0]
     order = order[np.argsort(s_split[order], kind="stable")]
-    new = np.full(n_s, -1, dtype=np.int64)
-    new[order] = np.arange(len(order))
+    split_of_sample = s_split[order]
     n_pts = (n_focal + n_cells + n_other)[order]
     offsets = cumsum0(n_pts)
-    total = int(offsets[-1])
-    base = offsets[:-1]
 
-    def positions(s: np.ndarray, shift: np.ndarray) -> np.ndarray:
-        first = cumsum0(np.bincount(s, minlength=n_s))[:-1]  # arrays are grouped by sample
-        return base[new[s]] + shift[new[s]] + (np.arange(len(s)) - first[s])
-
-    pos_f = positions(f_s, np.zeros(len(order), dtype=np.int64))
-    pos_c = positions(c_s, n_focal[order])
-    pos_o = positions(o_s, (n_focal + n_cells)[order])
-
-    # ---- point features
-    out = {name: np.zeros(total, dtype=dt) for name, dt in POINT_COLUMNS.items()}
-    c_g = u_g[c_u]
-    for name, f_val, c_val, o_val in (
-        ("x", p_x[f_p], cells.x[c_g], p_x[o_p]),
-        ("y", p_y[f_p], cells.y[c_g], p_y[o_p]),
-        ("z", p_z[f_p], cells.z[c_g], p_z[o_p]),
-        ("delta_r", f_dr, c_dr, o_dr),
-        ("energy", pt[p_trk[f_p]], cols["cluster_cell_E"].values[unique[c_u]], pt[p_trk[o_p]]),
-        ("sigma", 0, cells.sigma[c_g], 0),
-        ("chi2_ndof", chi2ndof[p_trk[f_p]], 0, chi2ndof[p_trk[o_p]]),
-        ("point_type", FOCAL, CELL, OTHER),
-        ("track", trk_local[p_trk[f_p]], -1, trk_local[p_trk[o_p]]),
-        ("layer", _SAMPLING[p_layer[f_p]], cells.sampling[c_g], _SAMPLING[p_layer[o_p]]),
-        ("cell_id", 0, ids.values[unique[c_u]], 0),
-        ("cluster", -1, cell_clu[unique[c_u]], -1),
-    ):
-        col = out[name]
-        col[pos_f] = f_val
-        col[pos_c] = c_val
-        col[pos_o] = o_val
-
-    # distance to the nearest focal-track point, over the focal points padded to a rectangle
-    # (every focal track has at least its reference point; rows are padded with their last point).
-    # Point arrays are grouped by sample, so a focal point's coordinate per point is a np.repeat.
-    width = int(n_focal.max()) if n_s else 0
-    kept_first = cumsum0(np.bincount(f_s, minlength=n_s))
-    pad = np.minimum(kept_first[:-1, None] + np.arange(max(width, 1))[None, :], np.maximum(kept_first[1:, None] - 1, 0))
-    focal_xyz = [out[c][pos_f] for c in ("x", "y", "z")]
-    for s_arr, pos in ((c_s, pos_c), (o_s, pos_o)):
-        per_sample = np.bincount(s_arr, minlength=n_s)
-        best = np.full(len(s_arr), np.inf, dtype=np.float32)
-        d = np.empty_like(best)
-        tmp = np.empty_like(best)
-        points = [out[c][pos] for c in ("x", "y", "z")]
-        for j in range(width):
-            k = pad[:, j]
-            d[:] = 0
-            for p_c, f_c in zip(points, focal_xyz):
-                np.subtract(p_c, np.repeat(f_c[k], per_sample), out=tmp)
-                np.multiply(tmp, tmp, out=tmp)
-                np.add(d, tmp, out=d)
-            np.minimum(best, d, out=best)
-        out["dist_focal"][pos] = np.sqrt(best)
-
-    # ---- truth per cell point
-    c_total = e_total[c_u]
-    c_tracked = e_tracked[c_u]
-    focal_part = t_global[focal]
-    need = np.nonzero((c_tracked > 0) & (focal_part[c_s] >= 0))[0]
-    raw = unique[c_u[need]]
-    pair, kk = expand(c_off[raw], n_contrib[raw])
-    match = k_part[kk] == focal_part[c_s[need[pair]]]
-    c_focal = np.zeros(len(c_s))
-    c_focal[need] = np.bincount(pair, weights=np.where(match, k_e[kk], 0), minlength=len(need))
-    out["truth_total"][pos_c] = c_total
-    out["truth_focal"][pos_c] = c_focal
-    out["truth_other_tracked"][pos_c] = c_tracked - c_focal
-    out["truth_untracked"][pos_c] = c_total - c_tracked
+    # ---- every point's features and truth, in one pass (point arrays are grouped by sample)
+    out = {name: np.zeros(int(offsets[-1]), dtype=dt) for name, dt in POINT_COLUMNS.items()}
+    moments = new_moments()
+    stats.focal_cell_points = assemble(
+        order, offsets, int(np.count_nonzero(split_of_sample == 0)),
+        cumsum0(np.bincount(f_s, minlength=n_s)), f_p, f_dr,
+        cumsum0(np.bincount(c_s, minlength=n_s)), c_u, c_dr,
+        cumsum0(np.bincount(o_s, minlength=n_s)), o_p, o_dr,
+        p_x, p_y, p_z, p_trk, _SAMPLING[p_layer], pt, chi2ndof, trk_local,
+        u_g, unique, cells.x, cells.y, cells.z, cells.sigma, cells.sampling,
+        cols["cluster_cell_E"].values, ids.values, cell_clu,
+        e_total, e_tracked, t_global[focal], c_off, k_part, k_e,
+        *(out[name] for name in POINT_COLUMNS), moments,  # in the kernel's argument order
+    )  # fmt: skip
     stats.cell_points = len(c_s)
-    stats.focal_cell_points = int(((c_total > 0) & (c_focal >= 0.5 * c_total)).sum())
+    for code, ptype in enumerate(("cell", "focal_track", "other_track")):
+        if moments[code, 0, 0] > 0:
+            stats.feature_moments[ptype] = {name: [int(m[0]), *map(float, m[1:])] for name, m in zip(STAT_FEATURES, moments[code])}
 
     # ---- per-sample columns
     trk = focal[order]
@@ -387,7 +328,6 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     table = pa.Table.from_arrays(arrays, schema=SCHEMA)
 
     # ---- split tables and statistics
-    split_of_sample = s_split[order]
     bounds = np.searchsorted(split_of_sample, np.arange(4))
     tables = {}
     for i, name in enumerate(SPLITS):
@@ -396,8 +336,6 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
         stats.point_hist[i] = np.bincount(n_pts[a:b]).tolist() if b > a else []
         if b > a:
             tables[name] = table.slice(a, b - a)
-    a, b = int(offsets[bounds[0]]), int(offsets[bounds[1]])  # the training split's points
-    _moments(stats, {k: v[a:b] for k, v in out.items()})
     return Samples(tables, stats)
 
 
@@ -433,19 +371,3 @@ def _distinct_per_sample(s: np.ndarray, track: np.ndarray, n_s: int) -> np.ndarr
     new = np.ones(len(s), dtype=bool)
     new[1:] = (s[1:] != s[:-1]) | (track[1:] != track[:-1])
     return np.bincount(s[new], minlength=n_s)
-
-
-def _moments(stats: ChunkStats, points: dict[str, np.ndarray]) -> None:
-    """Count, sum, sum of squares, min and max of each feature per point type (training split only)."""
-    types = points["point_type"]
-    order = np.argsort(types, kind="stable")  # int8: a radix sort
-    bounds = np.searchsorted(types[order], [CELL, FOCAL, OTHER, OTHER + 1])
-    names = (("cell", CELL), ("focal_track", FOCAL), ("other_track", OTHER))
-    for name in STAT_FEATURES:
-        v = points[name][order].astype(np.float64)
-        for ptype, code in names:
-            a, b = int(bounds[code]), int(bounds[code + 1])
-            if b > a:
-                part = v[a:b]
-                feats = stats.feature_moments.setdefault(ptype, {})
-                feats[name] = [b - a, float(part.sum()), float(np.dot(part, part)), float(part.min()), float(part.max())]
