@@ -144,3 +144,26 @@ def test_unknown_branch_names_are_a_programming_error(sim_dataset):
         read_events(_a_file(sim_dataset), ["trackPT"])
     assert set(BRANCHES) <= set(EVENT_BRANCHES)
     assert uproot  # the reader is plain uproot underneath
+
+
+def test_a_file_rewritten_in_place_is_read_again(tmp_path):
+    """The EventTree is kept open between reads; a file rewritten under the same path must not be read stale."""
+    path = tmp_path / "same.root"
+    write_root_file(path, {"EventTree": _minimal_events(), "CellGeo": _geo()})
+    first = read_events(str(path), BRANCHES)
+    assert ak.to_list(first.trackPt) == [[1.5], [], [2.0, 3.0]]
+    assert ak.to_list(read_events(str(path), BRANCHES, 2, 3).trackPt) == [[2.0, 3.0]]  # the kept tree, another range
+    changed = _minimal_events()
+    changed["trackPt"] = ("vector<float>", ak.Array([[9.5], [], [8.0, 7.0]]))
+    write_root_file(path, {"EventTree": changed, "CellGeo": _geo()})  # a new file under the same name
+    assert ak.to_list(read_events(str(path), BRANCHES).trackPt) == [[9.5], [], [8.0, 7.0]]
+    again = _minimal_events()
+    again["trackPt"] = ("vector<float>", ak.Array([[4.25], [], [6.0, 5.0]]))
+    other = tmp_path / "other.root"
+    write_root_file(other, {"EventTree": again, "CellGeo": _geo()})
+    inode = path.stat().st_ino
+    with open(path, "r+b") as f:  # the same inode, rewritten in place
+        f.truncate()
+        f.write(other.read_bytes())
+    assert path.stat().st_ino == inode
+    assert ak.to_list(read_events(str(path), BRANCHES).trackPt) == [[4.25], [], [6.0, 5.0]]

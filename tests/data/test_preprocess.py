@@ -13,7 +13,7 @@ import uproot
 from raypf.data.mltree import MLTreeError, read_cell_geometry, read_columns
 from raypf.data.mltree_schema import EVENT_BRANCHES
 from raypf.data.parquet_out import LATEST, METADATA
-from raypf.data.preprocess import run_preprocess
+from raypf.data.preprocess import _task_count, run_preprocess
 from raypf.data.preprocess_config import PreprocessConfig, SampleOptions
 from raypf.data.samples import BRANCHES, FOCAL, build_samples
 from raypf.data.cell_table import CellTable
@@ -105,6 +105,18 @@ def test_split_is_per_event_and_matches_the_hash(preprocessed):
         assert sum(meta["counts"]["per_set"][s]["samples"].values()) == int((df["set"] == s).sum())
     assert set(meta["feature_stats"]["by_point_type"]) == {"cell", "focal_track", "other_track"}
     assert meta["points"]["all"]["max"] == df["n_points"].max()
+
+
+def test_ranges_are_grouped_into_tasks_that_keep_the_workers_busy(preprocessed):
+    _, meta, _ = preprocessed
+    assert 0 <= meta["startup_seconds"] <= meta["wall_seconds"]
+    assert 0 < meta["tasks_seconds"] <= meta["wall_seconds"] - meta["startup_seconds"] + 0.5  # worker clocks vs the driver's
+    for n_ranges, workers in [(1, 2), (3, 2), (5, 2), (16, 1), (16, 2), (56, 2), (1000, 2), (7, 3), (100, 16)]:
+        n = _task_count(n_ranges, workers)
+        assert 1 <= n <= n_ranges
+        assert -(-n_ranges // n) <= 8, (n_ranges, workers, n)  # at most 8 ranges per task
+        assert n >= min(n_ranges, 4 * workers), (n_ranges, workers, n)  # enough tasks to spread
+        assert n % workers == 0 or n == n_ranges, (n_ranges, workers, n)  # every worker gets as many
 
 
 def _sorted(df):
