@@ -63,7 +63,7 @@ class PreprocessConfig(StrictModel):
     task_megabytes: float = Field(default=16.0, gt=0, description="compressed input per task when events_per_task is unset")
     workers: PositiveInt | None = Field(default=None, description="parallel tasks (default: every CPU of the cluster)")
     parquet_compression: Literal["zstd", "lz4", "snappy", "none"] = Field(
-        default="lz4", description="lz4 writes ~25 % faster than zstd-1 (and reads faster); zstd-1 files are ~25 % smaller"
+        default="lz4", description="lz4 writes ~25 % faster than zstd-1; zstd-1 files are ~25 % smaller"
     )
     parquet_compression_level: int = Field(default=1, description="zstd only")
     parquet_row_group_samples: PositiveInt = Field(default=512, description="samples per row group: the unit training reads")
