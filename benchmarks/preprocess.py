@@ -1,14 +1,15 @@
 """Preprocessing throughput: samples/s and events/s per core, peak memory per worker, 1 vs 2 workers.
 
-    python benchmarks/preprocess.py [--rho-events 10000] [--jz3-events 800] [--data output/bench/mltree]
+    python benchmarks/preprocess.py [--rho-events 160000] [--jz3-events 6400] [--data output/bench/mltree]
 
-Simulates the input once (cached under --data), then runs the full `raypf
+Simulates the input once, in 8 files per set (cached under --data; about 3.5 min
+on 2 cores the first time), then runs the full `raypf
 preprocess` pipeline (Ray Data, Parquet written) on JZ3 and on rho files with
 a local Ray of 1 and of 2 CPUs, after one warm-up run. Per core = samples per
 wall second divided by the workers, end to end (start-up included: reading the
 headers and the cell geometry, starting Ray Data and the workers) and steady
-(from the first task's start to the last one's end). Targets on a 2-core machine: >= 5,000
-samples/s per core on both, <= 1.5 GB peak RSS per worker, 2 workers >= 1.7x one.
+(from the first task's start to the last one's end). Targets on a 2-core
+machine: >= 5,000 samples/s per core on both, <= 1.5 GB peak RSS per worker, 2 workers >= 1.7x one.
 Also prints, per set, the share of cells whose truth energy is mostly the
 focal particle's (the seeds report ~35% for rho+delta and ~6% for JZ2-JZ4).
 """
