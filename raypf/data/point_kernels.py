@@ -107,18 +107,10 @@ def assemble(
         stats = i < n_train
         f0, f1 = f_first[s], f_first[s + 1]
         for j in range(f0, f1):
-            p = f_p[j]
-            t = p_trk[p]
-            x[pos], y[pos], z[pos] = p_x[p], p_y[p], p_z[p]
-            delta_r[pos] = f_dr[j]
-            energy[pos] = trk_pt[t]
-            chi2_ndof[pos] = trk_chi2[t]
-            point_type[pos] = 1
-            track[pos] = trk_local[t]
-            layer[pos] = p_sampling[p]
-            cluster[pos] = -1
+            _track_point(pos, f_p[j], f_dr[j], 1, p_x, p_y, p_z, p_trk, p_sampling, trk_pt, trk_chi2, trk_local,
+                         x, y, z, delta_r, energy, chi2_ndof, point_type, track, layer, cluster)  # fmt: skip
             if stats:
-                _track_moments(moments, 1, pos, x, y, z, delta_r, dist_focal, energy, chi2_ndof, layer, track)
+                _point_moments(moments, 1, pos, x, y, z, delta_r, dist_focal, energy, sigma, chi2_ndof, layer, track)
             pos += 1
         for j in range(c_first[s], c_first[s + 1]):
             u = c_u[j]
@@ -148,31 +140,15 @@ def assemble(
             if total > 0 and focal >= 0.5 * total:
                 mostly_focal += 1
             if stats:
-                _accumulate(moments, 0, 0, x[pos])
-                _accumulate(moments, 0, 1, y[pos])
-                _accumulate(moments, 0, 2, z[pos])
-                _accumulate(moments, 0, 3, delta_r[pos])
-                _accumulate(moments, 0, 4, dist_focal[pos])
-                _accumulate(moments, 0, 5, energy[pos])
-                _accumulate(moments, 0, 6, sigma[pos])
-                _accumulate(moments, 0, 7, 0.0)
-                _accumulate(moments, 0, 8, layer[pos])
-                _accumulate(moments, 0, 9, -1.0)
+                _point_moments(moments, 0, pos, x, y, z, delta_r, dist_focal, energy, sigma, chi2_ndof, layer, track)
             pos += 1
         for j in range(o_first[s], o_first[s + 1]):
             p = o_p[j]
-            t = p_trk[p]
-            x[pos], y[pos], z[pos] = p_x[p], p_y[p], p_z[p]
-            delta_r[pos] = o_dr[j]
+            _track_point(pos, p, o_dr[j], 2, p_x, p_y, p_z, p_trk, p_sampling, trk_pt, trk_chi2, trk_local,
+                         x, y, z, delta_r, energy, chi2_ndof, point_type, track, layer, cluster)  # fmt: skip
             dist_focal[pos] = _nearest(p_x[p], p_y[p], p_z[p], f_p[f0:f1], p_x, p_y, p_z)
-            energy[pos] = trk_pt[t]
-            chi2_ndof[pos] = trk_chi2[t]
-            point_type[pos] = 2
-            track[pos] = trk_local[t]
-            layer[pos] = p_sampling[p]
-            cluster[pos] = -1
             if stats:
-                _track_moments(moments, 2, pos, x, y, z, delta_r, dist_focal, energy, chi2_ndof, layer, track)
+                _point_moments(moments, 2, pos, x, y, z, delta_r, dist_focal, energy, sigma, chi2_ndof, layer, track)
             pos += 1
     return mostly_focal
 
@@ -195,14 +171,32 @@ def _nearest(px, py, pz, focal, f_x, f_y, f_z) -> np.float32:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _track_moments(moments, ptype, pos, x, y, z, delta_r, dist_focal, energy, chi2_ndof, layer, track) -> None:
-    _accumulate(moments, ptype, 0, x[pos])
+def _track_point(
+    pos, p, dr, ptype, p_x, p_y, p_z, p_trk, p_sampling, trk_pt, trk_chi2, trk_local,
+    x, y, z, delta_r, energy, chi2_ndof, point_type, track, layer, cluster,
+) -> None:  # fmt: skip
+    """A focal-track (``ptype`` 1) or other-track (2) layer point ``p`` at ``pos``; ``dist_focal`` is the caller's."""
+    t = p_trk[p]
+    x[pos], y[pos], z[pos] = p_x[p], p_y[p], p_z[p]
+    delta_r[pos] = dr
+    energy[pos] = trk_pt[t]
+    chi2_ndof[pos] = trk_chi2[t]
+    point_type[pos] = ptype
+    track[pos] = trk_local[t]
+    layer[pos] = p_sampling[p]
+    cluster[pos] = -1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _point_moments(moments, ptype, pos, x, y, z, delta_r, dist_focal, energy, sigma, chi2_ndof, layer, track) -> None:
+    """Add the point at ``pos``, as written (zeros where a type has no such feature), to ``moments[ptype]``."""
+    _accumulate(moments, ptype, 0, x[pos])  # in STAT_ORDER
     _accumulate(moments, ptype, 1, y[pos])
     _accumulate(moments, ptype, 2, z[pos])
     _accumulate(moments, ptype, 3, delta_r[pos])
     _accumulate(moments, ptype, 4, dist_focal[pos])
     _accumulate(moments, ptype, 5, energy[pos])
-    _accumulate(moments, ptype, 6, 0.0)
+    _accumulate(moments, ptype, 6, sigma[pos])
     _accumulate(moments, ptype, 7, chi2_ndof[pos])
     _accumulate(moments, ptype, 8, layer[pos])
     _accumulate(moments, ptype, 9, track[pos])
