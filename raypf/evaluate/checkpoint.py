@@ -73,13 +73,6 @@ def load(path: str, source: str = "config") -> Checkpoint:
 
 def build(ckpt: Checkpoint, metadata: dict):
     """The checkpoint's model in eval mode (normalisation buffers come from the checkpoint itself)."""
-    from raypf.data.batching import feature_norm, feature_width
-    from raypf.models import build_model
-
-    cfg = ckpt.config
-    model = build_model(
-        cfg.model.name, cfg.model.options, feature_width(cfg.data.features), cfg.data.target,
-        norm=feature_norm(metadata, cfg.data.features),
-    )  # fmt: skip
+    model = ckpt.config.build_model(metadata)
     model.load_state_dict(ckpt.state["model"])
     return model.eval()

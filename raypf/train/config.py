@@ -126,6 +126,20 @@ class TrainConfig(StrictModel):
     def run_dir(self) -> Path:
         return Path(self.output_dir).expanduser().resolve() / self.run_name
 
+    def build_model(self, metadata: dict):
+        """The configured model with the dataset's input normalisation (``metadata``: the samples dataset's).
+
+        Training and evaluation both build it here, so a checkpoint's weights always fit the
+        model rebuilt from the config stored beside them.
+        """
+        from raypf.data.batching import feature_norm, feature_width
+        from raypf.models import build_model
+
+        features = self.data.features
+        return build_model(
+            self.model.name, self.model.options, feature_width(features), self.data.target, norm=feature_norm(metadata, features)
+        )
+
     def tracking_uri(self) -> str:
         from raypf.tracking import default_tracking_uri
 

@@ -11,9 +11,8 @@ import numpy as np
 import torch
 from ray.data.collate_fn import ArrowBatchCollateFn
 
-from raypf.data.batching import feature_norm, feature_width, pack
+from raypf.data.batching import pack
 from raypf.data.parquet_batches import read_metadata
-from raypf.models import build_model
 from raypf.models.baselines import baseline_metrics
 from raypf.models.losses import LossOptions
 from raypf.train.checkpoints import METRICS, STATE, load_newest, save_best
@@ -39,10 +38,7 @@ def steps_per_epoch(cfg: TrainConfig, world: int) -> int:
 
 def build(cfg: TrainConfig, dataset_dir: str) -> torch.nn.Module:
     """The configured model with its input normalisation; fine-tuning weights and freezing applied."""
-    model = build_model(
-        cfg.model.name, cfg.model.options, feature_width(cfg.data.features), cfg.data.target,
-        norm=feature_norm(read_metadata(dataset_dir), cfg.data.features),
-    )  # fmt: skip
+    model = cfg.build_model(read_metadata(dataset_dir))
     if cfg.finetune.checkpoint:
         path = Path(cfg.finetune.checkpoint)
         state = torch.load(path / STATE if path.is_dir() else path, map_location="cpu", weights_only=False)
