@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raypf.data.cell_table import CellTable
-from raypf.data.cone import cumsum0
+from raypf.data.cone import cumsum0, grid_order
 from raypf.data.mltree import MLTreeError, read_columns
 from raypf.data.mltree_schema import LAYER_PLACEMENT, LAYERS, MISSING_THRESHOLD
 
@@ -124,10 +124,8 @@ def read_event_batch(
         )
     # a cell listed in several clusters of an event counts once: keep its first listing
     cell_event = np.repeat(np.repeat(np.arange(len(keep)), np.diff(cluster_offsets)), n_cells)
-    order = np.lexsort((np.arange(len(g)), g, cell_event))
-    first = np.ones(len(g), dtype=bool)
-    same = (g[order][1:] == g[order][:-1]) & (cell_event[order][1:] == cell_event[order][:-1])
-    first[order[1:][same]] = False
+    first = np.zeros(len(g), dtype=bool)
+    first[grid_order(cell_event, g, len(keep), len(cells))] = True  # preprocessing's rule, any per-cell key will do
     cell_cluster = np.repeat(np.arange(len(c_rows)), n_cells)[first]
     g = g[first]
     return EventBatch(
