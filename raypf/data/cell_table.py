@@ -117,17 +117,21 @@ class CellTable:
 def _lookup(ids: np.ndarray, table_ids: np.ndarray, table_pos: np.ndarray, shift: np.uint64) -> np.ndarray:
     """Linear probing, one ID at a time: the table (a few MB) stays in cache, and most IDs need one probe."""
     out = np.empty(len(ids), dtype=np.int64)
-    mask = len(table_ids) - 1
     for i in range(len(ids)):
-        key = ids[i]
-        slot = np.int64((key * _GOLDEN) >> shift)
-        while True:
-            pos = table_pos[slot]
-            if pos < 0 or table_ids[slot] == key:
-                out[i] = pos
-                break
-            slot = (slot + 1) & mask
+        out[i] = probe(ids[i], table_ids, table_pos, shift)
     return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def probe(key: np.uint64, table_ids: np.ndarray, table_pos: np.ndarray, shift: np.uint64) -> int:
+    """Cell index of one ID (-1 if absent); compiled callers inline it."""
+    mask = len(table_ids) - 1
+    slot = np.int64((key * _GOLDEN) >> shift)
+    while True:
+        pos = table_pos[slot]
+        if pos < 0 or table_ids[slot] == key:
+            return pos
+        slot = (slot + 1) & mask
 
 
 def _build_hash(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

@@ -28,8 +28,9 @@ import numpy as np
 import pyarrow as pa
 
 from raypf.data.cell_table import CellTable
-from raypf.data.cone import cone_ranges, cumsum0, expand, grid_order, wrap_phi
-from raypf.data.mltree import Jagged, MLTreeError
+from raypf.data.cone import cone_ranges, cumsum0, expand, wrap_phi
+from raypf.data.event_cells import event_cells
+from raypf.data.mltree import Jagged
 from raypf.data.mltree_schema import LAYER_PLACEMENT, LAYERS, MISSING_THRESHOLD
 from raypf.data.point_kernels import STAT_ORDER, assemble, cone_cells, new_moments
 from raypf.data.preprocess_config import SampleOptions
@@ -180,46 +181,20 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
     s_ev = trk_ev[focal]
     n_s = len(focal)
 
-    # ---- clustered cells: geometry, one entry per cell per event, grid order
+    # ---- clustered cells: once per event, in grid order, with their truth sums (a duplicate's copy is never looked at)
     ids = cols["cluster_cell_ID"]
-    clu_off, cell_off = ids.offsets
-    n_cell_raw = int(cell_off[-1])
-    cell_ev = np.repeat(np.arange(n_ev), cell_off[clu_off[1:]] - cell_off[clu_off[:-1]])
-    clu_ev = np.repeat(np.arange(n_ev), np.diff(clu_off))
-    cell_clu = np.repeat(np.arange(len(cell_off) - 1) - clu_off[clu_ev], np.diff(cell_off))
-    g = cells.lookup(ids.values)
-    if n_cell_raw and g.min() < 0:
-        bad = ids.values[np.argmin(g)]
-        raise MLTreeError(f"{path}: branch 'cluster_cell_ID' has cell ID {int(bad)} that the CellGeo tree does not list")
-    unique = grid_order(cell_ev, cells.rank[g] if n_cell_raw else g, n_ev, len(cells))
-    stats.count("duplicate_cell_entries", n_cell_raw - len(unique))
-    u_g = g[unique]
-    u_ev = cell_ev[unique]
-    u_key = u_ev * grid.size + cells.grid_cell[u_g]
-    u_eta = cells.eta[u_g]
-    u_phi = cells.phi[u_g]
-
-    # ---- truth per cell, summed in file order (a duplicate's copy is simply never looked at)
-    t_index, t_energy = cols["cluster_cell_hitsTruthIndex"], cols["cluster_cell_hitsTruthE"]
-    c_off = t_index.offsets[2]
-    n_contrib = np.diff(c_off)
-    k_cell = np.repeat(np.arange(n_cell_raw), n_contrib)
-    k_e = t_energy.values
+    ec = event_cells(
+        ids, cols["cluster_cell_hitsTruthIndex"], cols["cluster_cell_hitsTruthE"], truth_off, tracked, cells,
+        opts.negative_truth == "clip", path,
+    )  # fmt: skip
+    stats.count("duplicate_cell_entries", len(ids.values) - len(ec.raw))
     if opts.negative_truth == "clip":
-        neg = k_e < 0
-        stats.count("negative_truth_deposits_clipped", int(neg.sum()))
-        k_e = np.where(neg, np.float32(0), k_e)
-    k_i = t_index.values.astype(np.int64)
-    k_ev = cell_ev[k_cell]
-    k_ok = (k_i >= 0) & (k_i < n_truth_ev[k_ev])
-    stats.count("truth_deposits_with_unknown_particle", int((~k_ok).sum()))
-    k_part = np.where(k_ok, truth_off[k_ev] + k_i, len(tracked) - 1)
-    e_total = np.bincount(k_cell, weights=k_e, minlength=n_cell_raw)[unique]
-    e_tracked = np.bincount(k_cell, weights=np.where(tracked[k_part], k_e, 0), minlength=n_cell_raw)[unique]
+        stats.count("negative_truth_deposits_clipped", ec.negative_clipped)
+    stats.count("truth_deposits_with_unknown_particle", ec.unknown_particle)
 
     # ---- cone search: cells
-    q, start, count = cone_ranges(grid, radius, s_ev, ref_eta, ref_phi, u_key)
-    c_s, c_u, c_dr = cone_cells(q, start, count, u_eta, u_phi, ref_eta, ref_phi, radius)
+    q, start, count = cone_ranges(grid, radius, s_ev, ref_eta, ref_phi, ec.key)
+    c_s, c_u, c_dr = cone_cells(q, start, count, ec.eta, ec.phi, ref_eta, ref_phi, radius)
 
     # ---- cone search: other tracks' points
     pt_key = trk_ev[p_trk] * grid.size + grid.cell(p_eta, p_phi)
@@ -284,9 +259,10 @@ def build_samples(cols: dict[str, Jagged], cells: CellTable, opts: SampleOptions
         cumsum0(np.bincount(c_s, minlength=n_s)), c_u, c_dr,
         cumsum0(np.bincount(o_s, minlength=n_s)), o_p, o_dr,
         p_x, p_y, p_z, p_trk, _SAMPLING[p_layer], pt, chi2ndof, trk_local,
-        u_g, unique, cells.x, cells.y, cells.z, cells.sigma, cells.sampling,
-        cols["cluster_cell_E"].values, ids.values, cell_clu,
-        e_total, e_tracked, t_global[focal], c_off, k_part, k_e,
+        ec.geo, ec.raw, cells.x, cells.y, cells.z, cells.sigma, cells.sampling,
+        cols["cluster_cell_E"].values, ids.values, ec.cluster,
+        ec.truth_total, ec.truth_tracked, t_global[focal], cols["cluster_cell_hitsTruthIndex"].offsets[2],
+        ec.deposit_particle, ec.deposit_energy,
         *(out[name] for name in POINT_COLUMNS), moments,  # in the kernel's argument order
     )  # fmt: skip
     stats.cell_points = len(c_s)

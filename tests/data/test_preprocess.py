@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import uproot
 
-from raypf.data.mltree import MLTreeError, read_cell_geometry, read_columns
+from raypf.data.mltree import Jagged, MLTreeError, read_cell_geometry, read_columns
 from raypf.data.mltree_schema import EVENT_BRANCHES
 from raypf.data.parquet_out import LATEST, METADATA
 from raypf.data.preprocess import _task_count, run_preprocess
@@ -60,37 +60,42 @@ def test_oracle_agrees_exactly_on_every_set(preprocessed, sim_dataset):
         ref = reference_samples(f["path"])
         rows = df[(df["set"] == set_name) & (df["file"] == Path(f["path"]).name)]
         got = {(int(r.entry), int(r.track_index)): r for r in rows.itertuples()}
-        assert set(got) == set(ref), f["path"]
-        for key, sample in ref.items():
-            row = got[key]._asdict()
-            pts = _points(row)
-            assert set(pts) == set(sample["points"]), (f["path"], key)
-            order = [pts[k] for k in sample["points"]]
-            want = list(sample["points"].values())
-
-            def check(got_names, key, rtol, atol=0.0):
-                got = np.stack([np.asarray(row[n])[order] for n in got_names], axis=1)
-                exp = np.array([w[key] if len(got_names) > 1 else [w[key]] for w in want], dtype=np.float64)
-                np.testing.assert_allclose(got, exp, rtol=rtol, atol=atol, err_msg=f"{f['path']} {key} {got_names}")
-
-            check(["x", "y", "z"], "xyz", 1e-6, 1e-3)
-            check(["delta_r"], "delta_r", 1e-5, 1e-7)
-            check(["dist_focal"], "dist_focal", 1e-4, 1e-2)
-            check(["energy"], "energy", 1e-6)
-            check(["sigma"], "sigma", 1e-6)
-            check(["chi2_ndof"], "chi2_ndof", 1e-5)
-            check(["cluster"], "cluster", 0)
-            check(["truth_focal", "truth_other_tracked", "truth_untracked", "truth_total"], "truth", 1e-5, 1e-6)
-            for name in ("track_pt", "track_eta", "track_phi"):
-                np.testing.assert_allclose(row[name], sample["scalars"][name], rtol=1e-6)
-            assert row["truth_index"] == sample["scalars"]["truth_index"]
-            assert row["truth_pdg_id"] == sample["scalars"]["truth_pdg_id"]
-            assert row["event"] == sample["scalars"]["event"]
-            types = row["point_type"]
-            assert row["n_points"] == len(types) == row["n_cells"] + row["n_focal_points"] + row["n_other_track_points"]
-            assert list(types[: row["n_focal_points"]]) == [FOCAL] * row["n_focal_points"]
-            checked[set_name] += 1
+        _assert_agrees(got, ref, f["path"])
+        checked[set_name] += len(ref)
     assert all(n > 0 for n in checked.values()), checked
+
+
+def _assert_agrees(got: dict, ref: dict, label: str) -> None:
+    """Samples ``got`` ({(entry, track index): row}) are exactly the oracle's ``ref``: same samples, points, features."""
+    assert set(got) == set(ref), label
+    for key, sample in ref.items():
+        row = got[key]._asdict() if hasattr(got[key], "_asdict") else got[key]
+        pts = _points(row)
+        assert set(pts) == set(sample["points"]), (label, key)
+        order = [pts[k] for k in sample["points"]]
+        want = list(sample["points"].values())
+
+        def check(got_names, key, rtol, atol=0.0):
+            got = np.stack([np.asarray(row[n])[order] for n in got_names], axis=1)
+            exp = np.array([w[key] if len(got_names) > 1 else [w[key]] for w in want], dtype=np.float64)
+            np.testing.assert_allclose(got, exp, rtol=rtol, atol=atol, err_msg=f"{label} {key} {got_names}")
+
+        check(["x", "y", "z"], "xyz", 1e-6, 1e-3)
+        check(["delta_r"], "delta_r", 1e-5, 1e-7)
+        check(["dist_focal"], "dist_focal", 1e-4, 1e-2)
+        check(["energy"], "energy", 1e-6)
+        check(["sigma"], "sigma", 1e-6)
+        check(["chi2_ndof"], "chi2_ndof", 1e-5)
+        check(["cluster"], "cluster", 0)
+        check(["truth_focal", "truth_other_tracked", "truth_untracked", "truth_total"], "truth", 1e-5, 1e-6)
+        for name in ("track_pt", "track_eta", "track_phi"):
+            np.testing.assert_allclose(row[name], sample["scalars"][name], rtol=1e-6)
+        assert row["truth_index"] == sample["scalars"]["truth_index"]
+        assert row["truth_pdg_id"] == sample["scalars"]["truth_pdg_id"]
+        assert row["event"] == sample["scalars"]["event"]
+        types = row["point_type"]
+        assert row["n_points"] == len(types) == row["n_cells"] + row["n_focal_points"] + row["n_other_track_points"]
+        assert list(types[: row["n_focal_points"]]) == [FOCAL] * row["n_focal_points"]
 
 
 def test_split_is_per_event_and_matches_the_hash(preprocessed):
@@ -224,6 +229,60 @@ def test_other_widths_missing_unused_branches_and_empty_events(ray_session, odd_
         assert set(_points(r._asdict())) == set(ref[(r.entry, r.track_index)]["points"])
     assert meta["counts"]["events"] == len(tree["runNumber"].array())
     assert (df["cell_id"].explode().astype(np.uint64) >= np.uint64(2**63)).any()
+
+
+def test_repeated_listings_negative_and_unknown_truth_follow_the_policies(sim_root, tmp_path):
+    """A cell listed again in a later cluster counts once (its first listing: energy, cluster, truth);
+    negative truth deposits are clipped to zero; a deposit of a particle index the event does not
+    have counts as untracked. The policy counts say how many of each."""
+    source = str(next((sim_root / "JZ3").glob("*.root")))
+    ev = _events(source)
+    names = ("cluster_cell_ID", "cluster_cell_E", "cluster_cell_hitsTruthIndex", "cluster_cell_hitsTruthE")
+    cols = {n: ev[n].to_list() for n in names}
+    n_truth = ak.to_list(ev["nTruthPart"])
+    repeated = negative = unknown = 0
+    for e in range(len(n_truth)):
+        ids, energy, index, truth_e = (cols[n][e] for n in names)
+        for k, cluster in enumerate(index):
+            for j, deposits in enumerate(cluster):
+                for d in range(len(deposits)):
+                    if (k + j + d) % 7 == 3:
+                        truth_e[k][j][d] = -abs(truth_e[k][j][d]) - 0.01
+                        negative += 1
+                    elif (k + j + d) % 11 == 5:
+                        deposits[d] = n_truth[e] + 3
+                        unknown += 1
+        if len(ids) >= 2:  # the first cluster's first cells again, with other energies and truth, in the last cluster
+            n = min(5, len(ids[0]))
+            ids[-1] += ids[0][:n]
+            energy[-1] += [x * 3.0 + 1.0 for x in energy[0][:n]]
+            index[-1] += [[0] for _ in range(n)]
+            truth_e[-1] += [[50.0] for _ in range(n)]
+            repeated += n
+    assert repeated and negative and unknown
+    path = _write(tmp_path / "JZ3_policies.root", {**ev, **{n: cols[n] for n in names}}, source=source)
+
+    cells = CellTable.build(read_cell_geometry(str(path)), 0.2)
+    built = build_samples(read_columns(str(path), BRANCHES), cells, SampleOptions(), str(path))
+    assert built.stats.dropped["duplicate_cell_entries"] == repeated
+    assert built.stats.dropped["negative_truth_deposits_clipped"] == negative
+    assert built.stats.dropped["truth_deposits_with_unknown_particle"] == unknown
+    rows = [r for t in built.tables.values() for r in t.to_pylist()]
+    got = {(r["entry"], r["track_index"]): r for r in rows}
+    _assert_agrees(got, reference_samples(str(path)), str(path))
+    assert len(got) > 20
+
+
+def test_cell_id_missing_from_the_geometry_is_named(sim_root):
+    path = str(next((sim_root / "rho").glob("*.root")))
+    geo = read_cell_geometry(path)
+    cols = read_columns(path, BRANCHES)
+    ids = cols["cluster_cell_ID"].values.copy()
+    bad = int(geo.id.max()) + 1
+    ids[len(ids) // 2] = bad
+    cols["cluster_cell_ID"] = Jagged(cols["cluster_cell_ID"].offsets, ids)
+    with pytest.raises(MLTreeError, match=f"{path}: branch 'cluster_cell_ID' has cell ID {bad} that the CellGeo tree does not list"):
+        build_samples(cols, CellTable.build(geo, 0.2), SampleOptions(), path)
 
 
 def _bad_files(sim_root: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
