@@ -74,20 +74,19 @@ def _assert_agrees(got: dict, ref: dict, label: str) -> None:
         assert set(pts) == set(sample["points"]), (label, key)
         order = [pts[k] for k in sample["points"]]
         want = list(sample["points"].values())
-
-        def check(got_names, key, rtol, atol=0.0):
-            got = np.stack([np.asarray(row[n])[order] for n in got_names], axis=1)
-            exp = np.array([w[key] if len(got_names) > 1 else [w[key]] for w in want], dtype=np.float64)
-            np.testing.assert_allclose(got, exp, rtol=rtol, atol=atol, err_msg=f"{label} {key} {got_names}")
-
-        check(["x", "y", "z"], "xyz", 1e-6, 1e-3)
-        check(["delta_r"], "delta_r", 1e-5, 1e-7)
-        check(["dist_focal"], "dist_focal", 1e-4, 1e-2)
-        check(["energy"], "energy", 1e-6)
-        check(["sigma"], "sigma", 1e-6)
-        check(["chi2_ndof"], "chi2_ndof", 1e-5)
-        check(["cluster"], "cluster", 0)
-        check(["truth_focal", "truth_other_tracked", "truth_untracked", "truth_total"], "truth", 1e-5, 1e-6)
+        for names, feature, rtol, atol in (
+            (["x", "y", "z"], "xyz", 1e-6, 1e-3),
+            (["delta_r"], "delta_r", 1e-5, 1e-7),
+            (["dist_focal"], "dist_focal", 1e-4, 1e-2),
+            (["energy"], "energy", 1e-6, 0.0),
+            (["sigma"], "sigma", 1e-6, 0.0),
+            (["chi2_ndof"], "chi2_ndof", 1e-5, 0.0),
+            (["cluster"], "cluster", 0, 0.0),
+            (["truth_focal", "truth_other_tracked", "truth_untracked", "truth_total"], "truth", 1e-5, 1e-6),
+        ):
+            have = np.stack([np.asarray(row[n])[order] for n in names], axis=1)
+            expect = np.array([w[feature] if len(names) > 1 else [w[feature]] for w in want], dtype=np.float64)
+            np.testing.assert_allclose(have, expect, rtol=rtol, atol=atol, err_msg=f"{label} {key} {names}")
         for name in ("track_pt", "track_eta", "track_phi"):
             np.testing.assert_allclose(row[name], sample["scalars"][name], rtol=1e-6)
         assert row["truth_index"] == sample["scalars"]["truth_index"]
