@@ -144,9 +144,9 @@ def _build_hash(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     shift = 64 - bits
     slot = ((ids.astype(np.uint64) * _GOLDEN) >> np.uint64(shift)).astype(np.int64)
     pending = np.arange(n)
-    probe = 0
+    step = 0
     while len(pending):
-        s = (slot[pending] + probe) & (size - 1)
+        s = (slot[pending] + step) & (size - 1)
         free = table_pos[s] < 0
         # among pending keys aiming at the same free slot, the first wins this round
         cand = pending[free]
@@ -156,5 +156,5 @@ def _build_hash(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         placed = np.zeros(len(pending), dtype=bool)
         placed[np.nonzero(free)[0][first]] = True
         pending = pending[~placed]
-        probe += 1
+        step += 1
     return table_ids, table_pos, shift

@@ -35,8 +35,7 @@ class EventCells:
 
     raw: np.ndarray  # int64: position of each kept cell in the range's cell listings
     geo: np.ndarray  # int64: its cell-table index
-    event: np.ndarray  # int64: its event within the range
-    key: np.ndarray  # int64: event * grid.size + grid cell, sorted
+    key: np.ndarray  # int64: event within the range * grid.size + grid cell, sorted
     eta: np.ndarray  # float32
     phi: np.ndarray  # float32
     truth_total: np.ndarray  # float64: sum of its truth deposits
@@ -68,8 +67,7 @@ def event_cells(
     n_dep = len(truth_energy.values)
     grid = cells.grid
     out = {
-        "raw": np.empty(n_raw, np.int64), "geo": np.empty(n_raw, np.int64), "event": np.empty(n_raw, np.int64),
-        "key": np.empty(n_raw, np.int64), "eta": np.empty(n_raw, np.float32), "phi": np.empty(n_raw, np.float32),
+        "raw": np.empty(n_raw, np.int64), "geo": np.empty(n_raw, np.int64), "key": np.empty(n_raw, np.int64), "eta": np.empty(n_raw, np.float32), "phi": np.empty(n_raw, np.float32),
         "truth_total": np.empty(n_raw, np.float64), "truth_tracked": np.empty(n_raw, np.float64),
     }  # fmt: skip
     cluster = np.empty(n_raw, np.int64)
@@ -100,7 +98,7 @@ def event_cells(
 def _kernel(
     clu_off, cell_off, ids, table_ids, table_pos, shift, rank, grid_cell, geo_eta, geo_phi, grid_size, rank_bits,
     dep_off, dep_index, dep_energy, truth_off, tracked, clip,
-    raw, geo, event, key, eta, phi, truth_total, truth_tracked, cluster, particle, energy, counts,
+    raw, geo, key, eta, phi, truth_total, truth_tracked, cluster, particle, energy, counts,
 ):  # fmt: skip
     """Fill the outputs; returns the number of kept cells, or -(i + 1) for listing ``i`` whose ID is unknown."""
     none = len(tracked) - 1
@@ -177,7 +175,7 @@ def _kernel(
         for k in range(c):
             s = slot_a[k]
             g = b_geo[s]
-            raw[m], geo[m], event[m] = b_raw[s], g, e
+            raw[m], geo[m] = b_raw[s], g
             key[m] = e * grid_size + grid_cell[g]
             eta[m], phi[m] = geo_eta[g], geo_phi[g]
             truth_total[m], truth_tracked[m] = b_total[s], b_tracked[s]

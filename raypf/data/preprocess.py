@@ -189,7 +189,8 @@ def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str |
 
     files = expand_inputs(cfg)
     init_ray(address, cfg.workers)
-    warm = _warm_workers(files, cfg.workers or int(ray.cluster_resources().get("CPU", 1)))
+    workers = cfg.workers or int(ray.cluster_resources().get("CPU", 1))
+    warm = _warm_workers(files, workers)
     good: list[InputFile] = []
     skipped: dict[int, str] = {}
     for f in files:
@@ -222,7 +223,7 @@ def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str |
     first_task, last_task = np.inf, -np.inf
     try:
         if tasks:
-            n_tasks = _task_count(len(tasks), cfg.workers or int(ray.cluster_resources().get("CPU", 1)))
+            n_tasks = _task_count(len(tasks), workers)
             ds = ray.data.from_items(tasks, override_num_blocks=n_tasks).map_batches(
                 process_ranges,
                 batch_size=None,
