@@ -5,7 +5,8 @@
 Simulates the input once, in 8 files per set (cached under --data; about 3.5 min
 on 2 cores the first time), then runs the full `raypf
 preprocess` pipeline (Ray Data, Parquet written) on JZ3 and on rho files with
-a local Ray of 1 and of 2 CPUs, after one warm-up run. Per core = samples per
+a local Ray of 1 and of 2 CPUs, after one warm-up run. Each run starts after
+the previous one's output is flushed to disk and deleted. Per core = samples per
 wall second divided by the workers, end to end (start-up included: reading the
 headers and the cell geometry, starting Ray Data and the workers) and steady
 (from the first task's start to the last one's end). Targets on a 2-core
@@ -19,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -55,6 +58,7 @@ def run(data: Path, set_name: str, workers: int, out: Path, task_megabytes: floa
         {"inputs": [{"set": set_name, "paths": [str(data / set_name / "*.root")]}], "output_dir": str(out), "workers": workers,
          "task_megabytes": task_megabytes}
     )
+    os.sync()  # the previous run's output is on disk, not written back by the kernel during this one
     ray.init(num_cpus=workers, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         t0 = time.perf_counter()
@@ -62,6 +66,7 @@ def run(data: Path, set_name: str, workers: int, out: Path, task_megabytes: floa
         wall = time.perf_counter() - t0
     finally:
         ray.shutdown()
+        shutil.rmtree(out, ignore_errors=True)  # 1-3 GB a run
     counts = meta["counts"]
     samples = sum(counts["samples"].values())
     cpu = meta["task_cpu_seconds"]

@@ -49,12 +49,19 @@ class EntryRange:
 
 
 def _open(path: str):
+    """Open a ROOT file; a local one through one plain file handle read in the calling thread.
+
+    uproot's default source (fsspec) opens the file anew for every basket it reads, which costs
+    ~0.05 ms a time over the ~200 small baskets of an MLTree entry range.
+    """
     import uproot
 
-    if not os.path.exists(path) and "://" not in path:
+    local = "://" not in path
+    if local and not os.path.exists(path):
         raise MLTreeError(f"{path}: no such file")
+    options = {"handler": uproot.source.file.MultithreadedFileSource, "use_threads": False} if local else {}
     try:
-        return uproot.open(path)
+        return uproot.open(path, **options)
     except Exception as err:  # noqa: BLE001 - uproot raises many kinds for corrupt files
         raise MLTreeError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from None
 

@@ -17,6 +17,7 @@ the tasks need, so the first range does not wait for it.
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -79,18 +80,23 @@ def _inspect(f: InputFile) -> InputFile:
 
 
 def plan(files: list[InputFile], cfg: PreprocessConfig) -> list[dict]:
-    """Entry ranges of about ``task_megabytes`` compressed input each (or ``events_per_task`` events)."""
+    """Entry ranges of about ``task_megabytes`` compressed input each (or ``events_per_task`` events).
+
+    A file is cut into equal ranges, so that it does not end in a remnant of a few events that
+    costs a range's fixed overhead (basket reads, a Parquet file) for a handful of samples.
+    """
     tasks = []
     for f in files:
         if f.events == 0:
             continue
         if cfg.events_per_task:
-            step = cfg.events_per_task
+            bounds = [*range(0, f.events, cfg.events_per_task), f.events]
         else:
             per_event = max(f.compressed_bytes / f.events, 1.0)
-            step = max(1, int(cfg.task_megabytes * 1e6 / per_event))
-        for start in range(0, f.events, step):
-            tasks.append({"file_index": f.index, "set": f.set, "path": f.path, "start": start, "stop": min(start + step, f.events)})
+            n_ranges = -(-f.events // max(1, int(cfg.task_megabytes * 1e6 / per_event)))
+            bounds = [i * f.events // n_ranges for i in range(n_ranges + 1)]
+        for start, stop in itertools.pairwise(bounds):
+            tasks.append({"file_index": f.index, "set": f.set, "path": f.path, "start": start, "stop": stop})
     return tasks
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import awkward as ak
@@ -13,7 +14,7 @@ import uproot
 from raypf.data.mltree import Jagged, MLTreeError, read_cell_geometry, read_columns
 from raypf.data.mltree_schema import EVENT_BRANCHES
 from raypf.data.parquet_out import LATEST, METADATA
-from raypf.data.preprocess import _task_count, run_preprocess
+from raypf.data.preprocess import InputFile, _task_count, plan, run_preprocess
 from raypf.data.preprocess_config import PreprocessConfig, SampleOptions
 from raypf.data.samples import BRANCHES, FOCAL, build_samples
 from raypf.data.cell_table import CellTable
@@ -121,6 +122,21 @@ def test_ranges_are_grouped_into_tasks_that_keep_the_workers_busy(preprocessed):
         assert -(-n_ranges // n) <= 8, (n_ranges, workers, n)  # at most 8 ranges per task
         assert n >= min(n_ranges, 4 * workers), (n_ranges, workers, n)  # enough tasks to spread
         assert n % workers == 0 or n == n_ranges, (n_ranges, workers, n)  # every worker gets as many
+
+
+def test_files_are_cut_into_equal_ranges_of_at_most_the_task_size(tmp_path):
+    files = [InputFile(0, "rho", "a.root", 20000, 96_000_000), InputFile(1, "JZ3", "b.root", 801, 16_020_000), InputFile(2, "rho", "c.root", 0, 0)]
+    cfg = _config([{"set": "rho", "paths": ["a.root"]}], tmp_path, task_megabytes=16.0)
+    tasks = plan(files, cfg)
+    for f, per_event in ((files[0], 4800), (files[1], 20000)):
+        ranges = [(t["start"], t["stop"]) for t in tasks if t["file_index"] == f.index]
+        sizes = [b - a for a, b in ranges]
+        assert ranges[0][0] == 0 and ranges[-1][1] == f.events and all(b == c for (_, b), (c, _) in itertools.pairwise(ranges))
+        assert len(ranges) == -(-f.events // int(16e6 / per_event))  # as many as ranges of the task size would make
+        assert max(sizes) - min(sizes) <= 1, sizes  # no remnant of a few events at the end
+    assert not [t for t in tasks if t["file_index"] == 2]
+    fixed = plan(files, cfg.model_copy(update={"events_per_task": 3000}))
+    assert [t["stop"] - t["start"] for t in fixed if t["file_index"] == 0] == [3000] * 6 + [2000]  # an explicit size is kept
 
 
 def _sorted(df):
