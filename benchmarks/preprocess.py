@@ -1,6 +1,6 @@
 """Preprocessing throughput: samples/s and events/s per core, peak memory per worker, 1 vs 2 workers.
 
-    python benchmarks/preprocess.py [--rho-events 160000] [--jz3-events 6400] [--data output/bench/mltree]
+    python benchmarks/preprocess.py [--repeat 3] [--sets rho,JZ3] [--rho-events 160000] [--jz3-events 6400]
 
 Simulates the input once, in 8 files per set (cached under --data; about 3.5 min
 on 2 cores the first time), then runs the full `raypf
@@ -13,6 +13,11 @@ headers and the cell geometry, starting Ray Data and the workers) and steady
 machine: >= 5,000 samples/s per core on both, <= 1.5 GB peak RSS per worker, 2 workers >= 1.7x one.
 Also prints, per set, the share of cells whose truth energy is mostly the
 focal particle's (the seeds report ~35% for rho+delta and ~6% for JZ2-JZ4).
+
+A small VM's speed drifts by 20 % and more within minutes, so ``--repeat N``
+runs the configurations N times, alternating the order of the 1- and 2-worker
+runs, and prints each configuration's median and best, and the 2/1 ratio of
+each adjacent pair, taken seconds apart, rather than of runs minutes apart.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -96,30 +102,49 @@ def main() -> None:
     parser.add_argument("--jz3-events", type=int, default=6400)
     parser.add_argument("--data", type=Path, default=Path("output/bench/mltree"))
     parser.add_argument("--task-megabytes", type=float, default=16.0, help="compressed input per task")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each configuration, interleaved")
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated, from: " + ", ".join(SETS))
     args = parser.parse_args()
+    sets = [s for s in args.sets.split(",") if s]
+    if unknown := set(sets) - set(SETS):
+        parser.error(f"--sets: unknown set(s) {sorted(unknown)}; choose from {list(SETS)}")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     logging.basicConfig(level=logging.WARNING)
     data = args.data.resolve()
     simulate(data, args.rho_events, args.jz3_events)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         run(data, "JZ3", 2, Path(tmp) / "warmup")  # numba cache, page cache
-        for set_name in SETS:
-            for workers in (1, 2):
-                results.append(run(data, set_name, workers, Path(tmp) / f"{set_name}-{workers}", args.task_megabytes))
-    print(f"{'set':5} {'wk':>2} {'events':>7} {'samples':>8} {'wall s':>7} {'start-up s':>10} {'samples/s/core':>14} "
+        for rep in range(args.repeat):
+            for set_name in sets:
+                for workers in (1, 2) if rep % 2 == 0 else (2, 1):  # drift within a pair cancels over pairs
+                    r = run(data, set_name, workers, Path(tmp) / f"{set_name}-{workers}", args.task_megabytes)
+                    results.append({**r, "rep": rep})
+    print(f"{'set':5} {'wk':>2} {'run':>3} {'events':>7} {'samples':>8} {'wall s':>7} {'start-up s':>10} {'samples/s/core':>14} "
           f"{'steady':>7} {'events/s/core':>13} {'task smp/cpu-s':>14} {'read/build/write us/sample':>27} {'peak RSS GB':>11} "
           f"{'focal share':>11}")  # fmt: skip
     for r in results:
         us = r["us_per_sample"]
         print(
-            f"{r['set']:5} {r['workers']:>2} {r['events']:>7} {r['samples']:>8} {r['wall']:>7.1f} {r['startup']:>10.1f} "
+            f"{r['set']:5} {r['workers']:>2} {r['rep']:>3} {r['events']:>7} {r['samples']:>8} {r['wall']:>7.1f} {r['startup']:>10.1f} "
             f"{r['samples_per_s_core']:>14.0f} {r['steady_per_s_core']:>7.0f} {r['events_per_s_core']:>13.0f} "
             f"{r['task_samples_per_cpu_s']:>14.0f} {us['read']:>9.0f}/{us['build']:>6.0f}/{us['write']:>6.0f}     "
             f"{r['peak_rss_gb']:>11.2f} {r['focal_share']:>11.1%}"
         )
-    for set_name in SETS:
-        one, two = (next(r for r in results if r["set"] == set_name and r["workers"] == w) for w in (1, 2))
-        print(f"{set_name}: 2 workers / 1 worker = {one['wall'] / two['wall']:.2f}x end to end, {one['tasks'] / two['tasks']:.2f}x steady")
+    for set_name in sets:
+        for workers in (1, 2):
+            runs = [r for r in results if r["set"] == set_name and r["workers"] == workers]
+            e2e, steady = ([r[k] for r in runs] for k in ("samples_per_s_core", "steady_per_s_core"))
+            print(f"{set_name} {workers} worker(s), samples/s per core: end to end median {statistics.median(e2e):.0f}, "
+                  f"best {max(e2e):.0f}; steady median {statistics.median(steady):.0f}, best {max(steady):.0f}")  # fmt: skip
+        pairs = [[next(r for r in results if r["set"] == set_name and r["workers"] == w and r["rep"] == rep) for w in (1, 2)]
+                 for rep in range(args.repeat)]  # fmt: skip
+        e2e = [one["wall"] / two["wall"] for one, two in pairs]
+        steady = [one["tasks"] / two["tasks"] for one, two in pairs]
+        print(f"{set_name}: 2 workers / 1 worker = {statistics.median(e2e):.2f}x end to end "
+              f"({', '.join(f'{x:.2f}' for x in e2e)}), {statistics.median(steady):.2f}x steady "
+              f"({', '.join(f'{x:.2f}' for x in steady)})")  # fmt: skip
 
 
 if __name__ == "__main__":
