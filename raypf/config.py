@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["ConfigError", "StrictModel", "load_config", "config_hash"]
+__all__ = ["ConfigError", "StrictModel", "config_hash", "load_config"]
 
 
 class ConfigError(ValueError):

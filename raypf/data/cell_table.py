@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from raypf.data.mltree import CellGeometry
+from raypf.data.mltree import CellGeometry, MLTreeError
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -111,6 +111,11 @@ class CellTable:
         """Cell index of each ID, -1 where the geometry has no such cell."""
         ids = np.ascontiguousarray(ids, dtype=np.uint64)
         return _lookup(ids, self.hash_ids, self.hash_pos, np.uint64(self.hash_shift))
+
+
+def unknown_cell(path: str, cell_id: int) -> MLTreeError:
+    """The error for a clustered cell that the geometry lacks, worded alike wherever cells are looked up."""
+    return MLTreeError(f"{path}: branch 'cluster_cell_ID' has cell ID {cell_id} that the CellGeo tree does not list")
 
 
 @numba.njit(cache=True, nogil=True)

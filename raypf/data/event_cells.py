@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from raypf.data.cell_table import CellTable, probe
-from raypf.data.mltree import Jagged, MLTreeError
+from raypf.data.cell_table import CellTable, probe, unknown_cell
+from raypf.data.mltree import Jagged
 
 #: Radix digit width of the per-event sort by grid rank.
 _DIGIT = 9
@@ -82,8 +82,7 @@ def event_cells(
         *out.values(), cluster, particle, energy, counts,
     )  # fmt: skip
     if n < 0:
-        bad = ids.values[-n - 1]
-        raise MLTreeError(f"{path}: branch 'cluster_cell_ID' has cell ID {int(bad)} that the CellGeo tree does not list")
+        raise unknown_cell(path, int(ids.values[-n - 1]))
     return EventCells(
         **{k: v[:n] for k, v in out.items()},
         cluster=cluster,

@@ -335,7 +335,8 @@ def read_cell_geometry(path: str) -> CellGeometry:
         tree = _tree(f, path, CELL_GEO_TREE)
         if tree.num_entries < 1:
             raise MLTreeError(f"{path}: {CELL_GEO_TREE} is empty")
-        missing = [b for b in _GEO_FIELDS.values() if b not in tree.keys()]
+        names = set(tree.keys())
+        missing = [b for b in _GEO_FIELDS.values() if b not in names]
         if missing:
             raise MLTreeError(f"{path}: {CELL_GEO_TREE} lacks branch(es) {', '.join(missing)}")
         cols = {}

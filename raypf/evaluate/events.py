@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raypf.data.cell_table import CellTable
+from raypf.data.cell_table import CellTable, unknown_cell
 from raypf.data.cone import cumsum0, grid_order
 from raypf.data.mltree import MLTreeError, read_columns
 from raypf.data.mltree_schema import LAYER_PLACEMENT, LAYERS, MISSING_THRESHOLD
@@ -119,9 +119,7 @@ def read_event_batch(
     cell_e = cols["cluster_cell_E"].values[cell_rows]
     g = cells.lookup(cell_id)
     if len(g) and g.min() < 0:
-        raise MLTreeError(
-            f"{path}: branch 'cluster_cell_ID' has cell ID {int(cell_id[np.argmin(g)])} that the CellGeo tree does not list"
-        )
+        raise unknown_cell(path, int(cell_id[np.argmin(g)]))
     # a cell listed in several clusters of an event counts once: keep its first listing
     cell_event = np.repeat(np.repeat(np.arange(len(keep)), np.diff(cluster_offsets)), n_cells)
     first = np.zeros(len(g), dtype=bool)

@@ -208,8 +208,8 @@ class Detector:
 
     def _track_branches(self, tr: Tracks, first: np.ndarray, n_events: int) -> dict[str, ak.Array | np.ndarray]:
         n = np.bincount(tr.event, minlength=n_events)
-        f32 = lambda a: _unflatten(np.asarray(a, dtype=np.float32), n)  # noqa: E731
-        i32 = lambda a: _unflatten(np.asarray(a, dtype=np.int32), n)  # noqa: E731
+        f32 = lambda a: _unflatten(np.asarray(a, dtype=np.float32), n)
+        i32 = lambda a: _unflatten(np.asarray(a, dtype=np.int32), n)
         truth_index = np.where(tr.truth_lost, -1, tr.particle - first[tr.event])
         p = tr.pt * np.cosh(tr.eta)
         out = {
@@ -275,7 +275,7 @@ class Detector:
         dphi = phi_c - phi_c[starts][labels]  # within one cluster: wrap once at most
         dphi[dphi > np.pi] -= np.float32(2 * np.pi)
         dphi[dphi < -np.pi] += np.float32(2 * np.pi)
-        segment_sum = (lambda x: np.add.reduceat(x, starts)) if n_cl else (lambda x: np.zeros(0))  # noqa: E731
+        segment_sum = (lambda x: np.add.reduceat(x, starts)) if n_cl else (lambda x: np.zeros(0))
         cl_eta = segment_sum(w * eta_c) / wsum
         cl_phi = wrap_phi(phi_c[starts] + segment_sum(w * dphi) / wsum)
         cl_e = segment_sum(energy)
@@ -284,8 +284,8 @@ class Detector:
         em_prob = np.clip(em_frac + 0.1 * rng.standard_normal(n_cl), 0.0, 1.0)
 
         f32 = np.float32
-        per_cl = lambda a, dt=f32: _unflatten(np.asarray(a, dtype=dt), n_cluster)  # noqa: E731
-        per_cell = lambda a, dt=f32: _unflatten(np.asarray(a, dtype=dt), n_cells_cl, n_cluster)  # noqa: E731
+        per_cl = lambda a, dt=f32: _unflatten(np.asarray(a, dtype=dt), n_cluster)
+        per_cell = lambda a, dt=f32: _unflatten(np.asarray(a, dtype=dt), n_cells_cl, n_cluster)
         return {
             "nCluster": n_cluster.astype(np.int32),
             "cluster_E": per_cl(cl_e),

@@ -46,7 +46,7 @@ class Layer:
 
 
 def _reg(lo: float, hi: float, deta: float, n_phi: int) -> tuple[float, float, int, int]:
-    return (lo, hi, int(round((hi - lo) / deta)), n_phi)
+    return (lo, hi, round((hi - lo) / deta), n_phi)
 
 
 _E = 0.025
@@ -355,7 +355,7 @@ def build_geometry(seed: int = 12345) -> CaloGeometry:
                 cols["volume"].append(volume)
                 cols["sigma"].append(ly.noise * np.exp(0.1 * rng.standard_normal(len(ieta))))
                 offset += n_eta * n_phi
-    f32 = lambda k: np.concatenate(cols[k]).astype(np.float32)  # noqa: E731
+    f32 = lambda k: np.concatenate(cols[k]).astype(np.float32)
     geo = CaloGeometry(
         cell_id=np.concatenate(cols["id"]),
         layer=np.concatenate(cols["layer"]),

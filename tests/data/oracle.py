@@ -98,7 +98,7 @@ def reference_samples(path: str, max_delta_r: float = 0.2, min_cells: int = 25) 
                     "energy": ev["trackPt"][t], "sigma": 0.0, "chi2_ndof": chi2, "cluster": -1, "truth": (0.0, 0.0, 0.0, 0.0),
                 }  # fmt: skip
 
-            def nearest(xyz):
+            def nearest(xyz, focal_pts=focal_pts):
                 return math.sqrt(min(sum((a - b) ** 2 for a, b in zip(xyz, p["xyz"])) for p in focal_pts))
 
             n_cells = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -118,7 +120,7 @@ def test_bad_input_names_the_file_and_branch(tmp_path, make, message):
 
 def test_truncated_file_is_reported(tmp_path, sim_dataset):
     source = _a_file(sim_dataset)
-    data = open(source, "rb").read()
+    data = Path(source).read_bytes()
     path = tmp_path / "cut.root"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(MLTreeError, match="cut.root"):

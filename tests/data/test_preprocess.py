@@ -11,13 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 import uproot
 
+from raypf.data.cell_table import CellTable
 from raypf.data.mltree import Jagged, MLTreeError, read_cell_geometry, read_columns
 from raypf.data.mltree_schema import EVENT_BRANCHES
 from raypf.data.parquet_out import LATEST, METADATA
 from raypf.data.preprocess import InputFile, _task_count, plan, run_preprocess
 from raypf.data.preprocess_config import PreprocessConfig, SampleOptions
 from raypf.data.samples import BRANCHES, FOCAL, build_samples
-from raypf.data.cell_table import CellTable
 from raypf.data.split import assign_splits
 from raypf.simulate.rootio import write_root_file
 
@@ -213,11 +213,11 @@ def _write(path: Path, events: dict, types: dict | None = None, geo: dict | None
 def odd_file(sim_root, tmp_path_factory) -> Path:
     """A rho file as another MLTree version might write it: other widths, unused branches gone,
     an event without tracks and one without clusters."""
-    source = str(sorted((sim_root / "rho").glob("*.root"))[0])
+    source = str(min((sim_root / "rho").glob("*.root")))
     ev = _events(source)
     no_tracks, no_clusters = 0, 1
     for name in ev:
-        if name.startswith("track") or name.startswith("cluster"):
+        if name.startswith(("track", "cluster")):
             i = no_tracks if name.startswith("track") else no_clusters
             ev[name] = ak.concatenate([ev[name][:i], ev[name][i : i + 1][:, :0], ev[name][i + 1 :]])
     ev["nTrack"] = ak.to_numpy(ak.num(ev["trackPt"])).astype(np.int32)
@@ -234,7 +234,7 @@ def odd_file(sim_root, tmp_path_factory) -> Path:
 
 def test_other_widths_missing_unused_branches_and_empty_events(ray_session, odd_file, tmp_path):
     tree = uproot.open(odd_file)["EventTree"]
-    assert "trackD0" not in tree.keys() and tree["trackPt"].interpretation.content.from_dtype.itemsize == 8
+    assert "trackD0" not in set(tree.keys()) and tree["trackPt"].interpretation.content.from_dtype.itemsize == 8
     meta = run_preprocess(_config([{"set": "rho", "paths": [str(odd_file)]}], tmp_path, events_per_task=5))
     df = _load(tmp_path / meta["dataset"])
     ref = reference_samples(str(odd_file))
@@ -301,7 +301,7 @@ def test_cell_id_missing_from_the_geometry_is_named(sim_root):
 
 
 def _bad_files(sim_root: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
-    source = str(sorted((sim_root / "rho").glob("*.root"))[0])
+    source = str(min((sim_root / "rho").glob("*.root")))
     files = {}
     files["missing"] = (tmp / "gone.root", "no such file")
     p = tmp / "text.root"
@@ -330,7 +330,7 @@ def bad_files(sim_root, tmp_path_factory):
 @pytest.mark.parametrize("case", ["missing", "not_root", "truncated", "missing_tree", "missing_branch", "inconsistent"])
 def test_bad_file_fails_naming_file_and_branch(ray_session, bad_files, sim_root, tmp_path, case):
     path, message = bad_files[case]
-    good = str(sorted((sim_root / "rho").glob("*.root"))[0])
+    good = str(min((sim_root / "rho").glob("*.root")))
     cfg = _config([{"set": "rho", "paths": [good, str(path)]}], tmp_path, events_per_task=4)
     with pytest.raises(MLTreeError, match=message) as err:
         run_preprocess(cfg)

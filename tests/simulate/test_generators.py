@@ -35,7 +35,7 @@ def test_delta_gun_gives_a_nucleon_and_a_pion():
 def test_dijet_slices_grow_harder_and_pileup_adds_particles():
     jz1, _ = DijetGenerator("JZ1", seed=13).generate(20)
     jz4, _ = DijetGenerator("JZ4", seed=13).generate(20)
-    lead = lambda p: np.array([p.pt[p.event == e].max() for e in range(p.n_events)])  # noqa: E731
+    lead = lambda p: np.array([p.pt[p.event == e].max() for e in range(p.n_events)])
     assert np.median(lead(jz4)) > 3 * np.median(lead(jz1))
     assert np.all(np.isin(np.unique(np.abs(jz4.pdg)), [12, 14, 16], invert=True))  # no neutrinos
     quiet, _ = DijetGenerator("JZ2", seed=14).generate(20)

@@ -150,7 +150,7 @@ def test_dense_matches_reference_on_random_graphs(trial):
     sigma = rng.uniform(0.5, 2.0, n)
     energy = sigma * rng.standard_normal(n) * rng.choice([1.0, 2.5], n)
     energy[rng.random(n) < 0.1] = 0.0
-    thresholds = dict(seed=4.0, grow=2.0, boundary=float(rng.choice([0.0, 0.5, 1.0])))
+    thresholds = {"seed": 4.0, "grow": 2.0, "boundary": float(rng.choice([0.0, 0.5, 1.0]))}
     got = topo_cluster(energy, sigma, table, **thresholds)
     assert got.dtype == np.int32
     assert got.tolist() == reference_topo(energy / sigma, adjacency, **thresholds)
