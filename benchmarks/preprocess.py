@@ -2,7 +2,7 @@
 
     python benchmarks/preprocess.py [--repeat 3] [--sets rho,JZ3] [--rho-events 160000] [--jz3-events 6400]
 
-Simulates the input once, in 8 files per set (cached under --data; about 3.5 min
+Simulates the input once, in 8 files per set (cached under --data; 3.5–6 min
 on 2 cores the first time), then runs the full `raypf
 preprocess` pipeline (Ray Data, Parquet written) on JZ3 and on rho files with
 a local Ray of 1 and of 2 CPUs, after one warm-up run. Each run starts after
