@@ -67,7 +67,8 @@ def event_cells(
     n_dep = len(truth_energy.values)
     grid = cells.grid
     out = {
-        "raw": np.empty(n_raw, np.int64), "geo": np.empty(n_raw, np.int64), "key": np.empty(n_raw, np.int64), "eta": np.empty(n_raw, np.float32), "phi": np.empty(n_raw, np.float32),
+        "raw": np.empty(n_raw, np.int64), "geo": np.empty(n_raw, np.int64), "key": np.empty(n_raw, np.int64),
+        "eta": np.empty(n_raw, np.float32), "phi": np.empty(n_raw, np.float32),
         "truth_total": np.empty(n_raw, np.float64), "truth_tracked": np.empty(n_raw, np.float64),
     }  # fmt: skip
     cluster = np.empty(n_raw, np.int64)
