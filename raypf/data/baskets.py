@@ -10,7 +10,8 @@ numpy; it is the one loop in the reader, compiled with numba. uproot still
 does everything else: the file, the TTree metadata, decompression.
 
 The decoder returns per-level offsets and the values byte-swapped to native
-order; the caller views them with the branch's dtype. Every entry's byte count is
+order (copied as stored, then swapped in one numpy pass); the caller views them
+with the branch's dtype. Every entry's byte count is
 checked against the basket's entry offsets, so a corrupt basket is an error,
 not garbage.
 """
@@ -25,9 +26,13 @@ BAD_HEADER = -1
 BAD_COUNT = -2
 OVERRUN = -3
 
+#: The smallest word ``_word`` returns for a negative int32 count.
+NEGATIVE = 1 << 31
+
 
 @numba.njit(cache=True, nogil=True)
-def _int32(data: np.ndarray, p: int) -> int:
+def _word(data: np.ndarray, p: int) -> int:
+    """The big-endian 32-bit word at ``p``, unsigned: a count >= 2**31 is a negative int32 (``NEGATIVE``)."""
     return (np.int32(data[p]) << 24) | (np.int32(data[p + 1]) << 16) | (np.int32(data[p + 2]) << 8) | np.int32(data[p + 3])
 
 
@@ -45,21 +50,27 @@ def decode(
 
     ``offsets`` (depth x capacity, int64, column 0 zero) receives each level's running
     totals, ``fill`` (depth) how many lists of each level were read, and ``values`` the
-    value bytes in native (little-endian) order. Returns (number of value bytes or an
-    error code, entry index of the error).
+    value bytes as stored (big-endian; ``decode_entries`` swaps them in one pass). Returns
+    (number of value bytes or an error code, entry index of the error).
+
+    The lists holding the values (the leaves) are read in one tight loop per parent list:
+    a run of values is copied in bulk, and an empty leaf (most cells' truth lists) takes a
+    predictable branch rather than a step whose length depends on the count just loaded.
     """
     n_entries = len(entry_offsets) - 1
     nv = 0
     for level in range(depth):
         fill[level] = 0
         offsets[level, 0] = 0
+    capacity = offsets.shape[1]
+    leaf = depth - 1
     stack_left = np.zeros(depth, dtype=np.int64)
     for e in range(n_entries):
         p = entry_offsets[e]
         end = entry_offsets[e + 1]
         if end - p < 10:
             return BAD_HEADER, e
-        header = _int32(data, p) & 0x3FFFFFFF
+        header = _word(data, p) & 0x3FFFFFFF
         if header != end - p - 4:
             return BAD_HEADER, e
         p += 6
@@ -72,45 +83,63 @@ def decode(
             stack_left[level] -= 1
             if p + 4 > end:
                 return OVERRUN, e
-            k = _int32(data, p)
+            k = _word(data, p)
             p += 4
-            if k < 0:
+            if k >= NEGATIVE:
                 return BAD_COUNT, e
             f = fill[level]
-            if f + 1 >= offsets.shape[1]:
+            if f + 1 >= capacity:
                 return OVERRUN, e
             offsets[level, f + 1] = offsets[level, f] + k
             fill[level] = f + 1
-            if level + 1 < depth:
-                level += 1
-                stack_left[level] = k
-            else:
+            if level == leaf:  # depth 1: the entry's own vector holds the values
                 nbytes = k * itemsize
                 if p + nbytes > end or nv + nbytes > len(values):
                     return OVERRUN, e
-                if itemsize == 4:  # big-endian to native, unrolled for the common widths
-                    for i in range(k):
-                        values[nv] = data[p + 3]
-                        values[nv + 1] = data[p + 2]
-                        values[nv + 2] = data[p + 1]
-                        values[nv + 3] = data[p]
-                        nv += 4
-                        p += 4
-                elif itemsize == 8:
-                    for i in range(k):
-                        for j in range(8):
-                            values[nv + j] = data[p + 7 - j]
-                        nv += 8
-                        p += 8
-                else:
-                    for i in range(k):
-                        for j in range(itemsize):
-                            values[nv + j] = data[p + itemsize - 1 - j]
-                        nv += itemsize
-                        p += itemsize
+                _copy(data, p, values, nv, nbytes)
+                nv += nbytes
+                p += nbytes
+            elif level + 1 < leaf:
+                level += 1
+                stack_left[level] = k
+            else:  # k leaves: each a count and that many values
+                g = fill[leaf]
+                if g + k >= capacity:
+                    return OVERRUN, e
+                total = offsets[leaf, g]
+                for _ in range(k):
+                    if p + 4 > end:
+                        return OVERRUN, e
+                    c = _word(data, p)
+                    p += 4
+                    g += 1
+                    if c == 0:
+                        offsets[leaf, g] = total
+                        continue
+                    if c >= NEGATIVE:
+                        return BAD_COUNT, e
+                    nbytes = c * itemsize
+                    if p + nbytes > end or nv + nbytes > len(values):
+                        return OVERRUN, e
+                    _copy(data, p, values, nv, nbytes)
+                    nv += nbytes
+                    p += nbytes
+                    total += c
+                    offsets[leaf, g] = total
+                fill[leaf] = g
         if p != end:
             return BAD_HEADER, e
     return nv, -1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _copy(src: np.ndarray, p: int, dst: np.ndarray, q: int, n: int) -> None:
+    """Bytes src[p:p+n] to dst[q:q+n]: a slice copy for long runs, a plain loop where its set-up would dominate."""
+    if n > 32:
+        dst[q : q + n] = src[p : p + n]
+    else:
+        for j in range(n):
+            dst[q + j] = src[p + j]
 
 
 def decode_entries(data: np.ndarray, entry_offsets: np.ndarray, depth: int, itemsize: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -126,4 +155,7 @@ def decode_entries(data: np.ndarray, entry_offsets: np.ndarray, depth: int, item
     if nv < 0:
         what = {BAD_HEADER: "entry size disagrees with its header", BAD_COUNT: "negative count", OVERRUN: "counts run past the entry"}
         raise ValueError(f"{what[nv]} at entry {bad}")
-    return [offsets[level, : fill[level] + 1] for level in range(depth)], values[:nv]
+    raw = values[:nv]
+    if itemsize > 1:  # big-endian to native, vectorised over every value at once
+        raw.view(f">u{itemsize}").byteswap(inplace=True)
+    return [offsets[level, : fill[level] + 1] for level in range(depth)], raw
