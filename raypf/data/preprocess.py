@@ -40,6 +40,7 @@ class InputFile:
     path: str
     events: int = 0
     compressed_bytes: int = 0
+    clusters: tuple[int, ...] = ()  # entries where a basket of every branch read starts (and the last entry + 1)
 
 
 def expand_inputs(cfg: PreprocessConfig) -> list[InputFile]:
@@ -63,27 +64,31 @@ def expand_inputs(cfg: PreprocessConfig) -> list[InputFile]:
 
 
 def _inspect(f: InputFile) -> InputFile:
-    """Number of events and compressed bytes of the EventTree (headers only)."""
+    """Number of events, compressed bytes and basket clusters of the EventTree (headers only)."""
     import uproot
 
     from raypf.data.mltree import _open, _tree
     from raypf.data.mltree_schema import EVENT_TREE
+    from raypf.data.samples import BRANCHES
 
+    read = set(BRANCHES)
     with _open(f.path) as handle:
         tree = _tree(handle, f.path, EVENT_TREE)
         n = int(tree.num_entries)
         try:
             size = int(tree.compressed_bytes)
+            clusters = tuple(int(x) for x in tree.common_entry_offsets(filter_name=read.__contains__))
         except (uproot.KeyInFileError, AttributeError, ValueError):
-            size = 0
-    return InputFile(f.index, f.set, f.path, n, size)
+            size, clusters = 0, ()
+    return InputFile(f.index, f.set, f.path, n, size, clusters)
 
 
 def plan(files: list[InputFile], cfg: PreprocessConfig) -> list[dict]:
     """Entry ranges of about ``task_megabytes`` compressed input each (or ``events_per_task`` events).
 
     A file is cut into equal ranges, so that it does not end in a remnant of a few events that
-    costs a range's fixed overhead (basket reads, a Parquet file) for a handful of samples.
+    costs a range's fixed overhead (basket reads, a Parquet file) for a handful of samples; each
+    cut then moves to the nearest basket cluster boundary (``_align``).
     """
     tasks = []
     for f in files:
@@ -94,10 +99,30 @@ def plan(files: list[InputFile], cfg: PreprocessConfig) -> list[dict]:
         else:
             per_event = max(f.compressed_bytes / f.events, 1.0)
             n_ranges = -(-f.events // max(1, int(cfg.task_megabytes * 1e6 / per_event)))
-            bounds = [i * f.events // n_ranges for i in range(n_ranges + 1)]
+            bounds = _align([i * f.events // n_ranges for i in range(n_ranges + 1)], f.clusters)
         for start, stop in itertools.pairwise(bounds):
             tasks.append({"file_index": f.index, "set": f.set, "path": f.path, "start": start, "stop": stop})
     return tasks
+
+
+def _align(bounds: list[int], clusters: tuple[int, ...]) -> list[int]:
+    """``bounds`` with each inner cut moved to the nearest entry in ``clusters`` within a quarter of a range.
+
+    A basket that a cut splits is read and decompressed by both ranges: on rho files (baskets
+    of 810 events, ranges of 2,500) that is 5 % of the read. A cut with no cluster boundary
+    near it stays where it is, so a file written as one basket is not read as one range.
+    """
+    if len(bounds) < 3 or len(clusters) < 3:
+        return bounds
+    edges = np.asarray(clusters, dtype=np.int64)
+    inner = np.asarray(bounds[1:-1], dtype=np.int64)
+    j = np.clip(np.searchsorted(edges, inner), 1, len(edges) - 1)
+    lo, hi = edges[j - 1], edges[j]
+    near = np.where(inner - lo <= hi - inner, lo, hi)
+    step = (bounds[-1] - bounds[0]) / (len(bounds) - 1)
+    cuts = np.where(np.abs(near - inner) <= step / 4, near, inner)
+    cuts = cuts[(cuts > bounds[0]) & (cuts < bounds[-1])]
+    return [bounds[0], *np.unique(cuts).tolist(), bounds[-1]]
 
 
 _CELLS: dict = {}

@@ -15,7 +15,7 @@ from raypf.data.cell_table import CellTable
 from raypf.data.mltree import Jagged, MLTreeError, read_cell_geometry, read_columns
 from raypf.data.mltree_schema import EVENT_BRANCHES
 from raypf.data.parquet_out import LATEST, METADATA
-from raypf.data.preprocess import InputFile, _task_count, plan, run_preprocess
+from raypf.data.preprocess import InputFile, _inspect, _task_count, plan, run_preprocess
 from raypf.data.preprocess_config import PreprocessConfig, SampleOptions
 from raypf.data.samples import BRANCHES, FOCAL, build_samples
 from raypf.data.split import assign_splits
@@ -137,6 +137,31 @@ def test_files_are_cut_into_equal_ranges_of_at_most_the_task_size(tmp_path):
     assert not [t for t in tasks if t["file_index"] == 2]
     fixed = plan(files, cfg.model_copy(update={"events_per_task": 3000}))
     assert [t["stop"] - t["start"] for t in fixed if t["file_index"] == 0] == [3000] * 6 + [2000]  # an explicit size is kept
+
+
+def test_cuts_move_to_basket_cluster_boundaries_nearby(tmp_path):
+    # a real file: baskets of 40 entries in every branch, whatever the branch's type
+    n = 203
+    path = tmp_path / "clustered.root"
+    tree = {"runNumber": ("int", np.arange(n)), "trackPt": ("vector<float>", ak.Array([[1.0] * (i % 3) for i in range(n)]))}
+    write_root_file(path, {"EventTree": tree}, basket_entries=40)
+    f = _inspect(InputFile(0, "rho", str(path)))
+    assert f.events == n and f.clusters == (0, 40, 80, 120, 160, 200, 203)
+
+    cfg = _config([{"set": "rho", "paths": [str(path)]}], tmp_path, task_megabytes=f.compressed_bytes / n * 45 / 1e6)
+    ranges = [(t["start"], t["stop"]) for t in plan([f], cfg)]
+    # five equal ranges would cut at 40, 81, 121 and 162: each cut moves to the boundary near it
+    assert ranges == [(0, 40), (40, 80), (80, 120), (120, 160), (160, 203)]
+
+    # a cut moves only to a boundary within a quarter of a range, so no range grows by more
+    big = cfg.model_copy(update={"task_megabytes": 16.0})
+    equal = [(t["start"], t["stop"]) for t in plan([InputFile(1, "rho", "c.root", 20000, 96_000_000)], big)]
+    assert [b for _, b in equal][:-1] == [2857, 5714, 8571, 11428, 14285, 17142]
+    coarse = InputFile(1, "rho", "c.root", 20000, 96_000_000, (0, 810, 3000, 10000, 20000))
+    ranges = [(t["start"], t["stop"]) for t in plan([coarse], big)]
+    assert [b for _, b in ranges] == [3000, 5714, 8571, 11428, 14285, 17142, 20000]
+    one_basket = InputFile(2, "rho", "d.root", 20000, 96_000_000, (0, 20000))
+    assert [(t["start"], t["stop"]) for t in plan([one_basket], big)] == equal
 
 
 def _sorted(df):
