@@ -83,7 +83,7 @@ def baselines(dataset: Path, metadata: dict, split: str, n_files: int) -> None:
             entry = np.repeat(rows["entry"].to_numpy(), n_points)[is_cell]
             cell_id = pc.list_flatten(rows["cell_id"]).to_numpy()[is_cell]
             t0 = time.perf_counter()
-            events = read_event_batch(path, entries, table, geo.deta, geo.dphi)
+            events = read_event_batch(path, entries, table)
             t1 = time.perf_counter()
             nearest_track(events, cells=cell_rows(events, table, np.searchsorted(entries, entry), cell_id, path))
             t2 = time.perf_counter()

@@ -2,13 +2,13 @@
 
 Sample building needs, per event, every clustered cell once (a cell listed in
 several clusters counts once, its first listing kept), ordered by the cell
-table's grid rank so that a cone is a few contiguous ranges, and per cell the
+table's index (the table is in grid order) so that a cone is a few contiguous ranges, and per cell the
 total truth energy and the part of it from tracked particles. Done over the
 whole range at once in numpy, this was an ID lookup, a sort of 1.6 M packed
 keys per 2,500 rho events, five gathers and two weighted bincounts: a dozen
 passes over arrays far larger than the cache (92 ms). Here the IDs are looked
 up in one flat loop, then each event's few hundred to few thousand cells are
-de-duplicated (a per-cell stamp), sorted by rank (a radix sort small enough to
+de-duplicated (a per-cell stamp), sorted by cell index (a radix sort small enough to
 stay in cache) and summed, and the outputs are written once, in order (63 ms).
 
 Arithmetic and order follow the numpy code it replaced (float64 truth sums in
@@ -77,7 +77,7 @@ def event_cells(
     counts = np.zeros(2, np.int64)
     n = _kernel(
         clu_off, cell_off, np.ascontiguousarray(ids.values, dtype=np.uint64),
-        cells.hash_ids, cells.hash_pos, np.uint64(cells.hash_shift), cells.rank, cells.grid_cell, cells.eta, cells.phi,
+        cells.hash_ids, cells.hash_pos, np.uint64(cells.hash_shift), cells.grid_cell, cells.eta, cells.phi,
         grid.size, max(1, int(len(cells) - 1).bit_length()),
         truth_index.offsets[2], truth_index.values, truth_energy.values, truth_offsets, tracked, clip_negative,
         *out.values(), cluster, particle, energy, counts,
@@ -96,7 +96,7 @@ def event_cells(
 
 @numba.njit(cache=True, nogil=True)
 def _kernel(
-    clu_off, cell_off, ids, table_ids, table_pos, shift, rank, grid_cell, geo_eta, geo_phi, grid_size, rank_bits,
+    clu_off, cell_off, ids, table_ids, table_pos, shift, grid_cell, geo_eta, geo_phi, grid_size, rank_bits,
     dep_off, dep_index, dep_energy, truth_off, tracked, clip,
     raw, geo, key, eta, phi, truth_total, truth_tracked, cluster, particle, energy, counts,
 ):  # fmt: skip
@@ -119,8 +119,8 @@ def _kernel(
     for e in range(n_ev):
         widest = max(widest, first[e + 1] - first[e])
         cluster[first[e] : first[e + 1]] -= clu_off[e]
-    stamp = np.zeros(len(rank), np.int32)  # event + 1 that last kept each cell
-    # per event: sort keys (rank) and slots into the per-cell buffers, two copies for the radix passes
+    stamp = np.zeros(len(grid_cell), np.int32)  # event + 1 that last kept each cell
+    # per event: sort keys (cell index, i.e. grid rank) and slots into the per-cell buffers, two copies for the radix passes
     key_a, key_b = np.empty(widest, np.int64), np.empty(widest, np.int64)
     slot_a, slot_b = np.empty(widest, np.int64), np.empty(widest, np.int64)
     b_raw, b_geo = np.empty(widest, np.int64), np.empty(widest, np.int64)
@@ -152,7 +152,7 @@ def _kernel(
                 from_tracked += np.float64(x) if tracked[p] else 0.0
             if stamp[g] != e + 1:
                 stamp[g] = e + 1
-                key_a[c] = rank[g]
+                key_a[c] = g
                 slot_a[c] = c
                 b_raw[c], b_geo[c], b_total[c], b_tracked[c] = i, g, total, from_tracked
                 c += 1

@@ -44,8 +44,6 @@ def add_event_baselines(
     cells: pa.Table,
     path: str,
     table: CellTable,
-    deta: np.ndarray,
-    dphi: np.ndarray,
     template: EpTemplate,
     options: PFOptions,
 ) -> pa.Table:
@@ -58,7 +56,7 @@ def add_event_baselines(
     track = cells.column("track_index").to_numpy().astype(np.int64)
     cell_id = cells.column("cell_id").to_numpy()
     entries = np.unique(entry)
-    events = read_event_batch(path, entries, table, deta, dphi)
+    events = read_event_batch(path, entries, table)
     e = np.searchsorted(entries, entry)
     n_trk = np.diff(events.track_offsets)
     if (track >= n_trk[e]).any():
@@ -120,21 +118,21 @@ def run_event_baselines(
                     )
             (out / set_name).mkdir(parents=True, exist_ok=True)
             jobs.append((set_name, name, str(file_dir), str(out / set_name / f"{Path(name).stem}.parquet"), mltree))
-    shared = None
+    table = None
     if files is not None:
         from raypf.data.cell_table import CellTable
         from raypf.data.mltree import read_cell_geometry
 
         geo = read_cell_geometry(metadata["geometry_file"])
-        shared = ray.put((CellTable.build(geo, 0.2), geo.deta, geo.dphi))  # once, shared zero-copy by every task
+        table = ray.put(CellTable.build(geo, 0.2))  # once, shared zero-copy by every task
     task = ray.remote(num_cpus=1)(file_baselines)
-    refs = [task.remote(*job, shared, template.to_dict(), options) for job in jobs]
+    refs = [task.remote(*job, table, template.to_dict(), options) for job in jobs]
     done = ray.get(refs)
     return [(job[0], Path(p)) for job, p in zip(jobs, done)]
 
 
 def file_baselines(
-    set_name: str, file: str, part: str, out: str, mltree: str | None, shared, template: dict, options: dict
+    set_name: str, file: str, part: str, out: str, mltree: str | None, table, template: dict, options: dict
 ) -> str:
     """One MLTree file's cells (the directory ``part``): sorted by sample and point, event-level baselines added,
     written to ``out``.
@@ -148,10 +146,7 @@ def file_baselines(
         cells = cells.add_column(i, name, pa.DictionaryArray.from_arrays(np.zeros(cells.num_rows, np.int32), [value]))
     cells = cells.sort_by([("entry", "ascending"), ("track_index", "ascending"), ("point", "ascending")])
     if mltree is not None:
-        table, deta, dphi = shared
-        cells = add_event_baselines(
-            cells, mltree, table, deta, dphi, EpTemplate.from_dict(template), PFOptions(**options)
-        )
+        cells = add_event_baselines(cells, mltree, table, EpTemplate.from_dict(template), PFOptions(**options))
     tmp = f"{out}.{uuid.uuid4().hex[:8]}.tmp"
     pq.write_table(cells, tmp)
     os.replace(tmp, out)

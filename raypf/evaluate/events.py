@@ -78,10 +78,8 @@ class EventBatch:
         return np.repeat(np.arange(len(self.cluster_e)), np.diff(self.cell_offsets))
 
 
-def read_event_batch(
-    path: str, entries: np.ndarray, cells: CellTable, deta: np.ndarray, dphi: np.ndarray
-) -> EventBatch:
-    """The events at ``entries`` (sorted, unique) of ``path``; ``deta``/``dphi`` are the geometry's cell sizes by cell index.
+def read_event_batch(path: str, entries: np.ndarray, cells: CellTable) -> EventBatch:
+    """The events at ``entries`` (sorted, unique) of ``path``, their cells looked up in ``cells``.
 
     Reads the smallest entry range that covers them, then keeps only those entries.
     """
@@ -146,7 +144,7 @@ def read_event_batch(
         cell_eta=cells.eta[g],
         cell_phi=cells.phi[g],
         cell_layer=LAYER_OF_SAMPLING[np.clip(cells.sampling[g].astype(np.int64), 0, 31)],
-        cell_pitch=np.sqrt(deta[g].astype(np.float64) * dphi[g]).astype(np.float32),
+        cell_pitch=np.sqrt(cells.deta[g].astype(np.float64) * cells.dphi[g]).astype(np.float32),
     )
 
 
