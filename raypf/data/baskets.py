@@ -1,4 +1,4 @@
-"""Decoding object-streamed nested ``std::vector`` baskets ten times faster than uproot's AwkwardForth.
+"""Decoding object-streamed nested ``std::vector`` baskets faster than uproot's AwkwardForth.
 
 MLTree's per-cell branches (``vector<vector<T>>``) and per-cell-per-particle
 truth branches (``vector<vector<vector<T>>>``) are streamed object-wise: each
@@ -7,7 +7,9 @@ big-endian int32 count followed by that many children, with no headers for
 inner vectors. Where each inner vector starts depends on every count before
 it, so the decoding is inherently sequential and cannot be vectorised with
 numpy; it is the one loop in the reader, compiled with numba. uproot still
-does everything else: the file, the TTree metadata, decompression.
+does everything else: the file, the TTree metadata, decompression. With
+decompression, a 2,430-event rho range reads 1.5x (cell IDs) to 8x (truth
+lists) faster than through uproot's AwkwardForth path.
 
 The decoder returns per-level offsets and the values byte-swapped to native
 order (copied as stored, then swapped in one numpy pass); the caller views them
