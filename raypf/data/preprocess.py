@@ -77,9 +77,12 @@ def _inspect(f: InputFile) -> InputFile:
         n = int(tree.num_entries)
         try:
             size = int(tree.compressed_bytes)
+        except (uproot.KeyInFileError, AttributeError, ValueError):
+            size = 0
+        try:
             clusters = tuple(int(x) for x in tree.common_entry_offsets(filter_name=read.__contains__))
         except (uproot.KeyInFileError, AttributeError, ValueError):
-            size, clusters = 0, ()
+            clusters = ()  # cuts stay where equal ranges put them
     return InputFile(f.index, f.set, f.path, n, size, clusters)
 
 
