@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,9 @@ from raypf.train.loop import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Metric key of an epoch's end time (ms), the timestamp of its MLflow rows; not logged as a metric.
+EPOCH_END = "epoch_end_ms"
 
 
 def steps_per_epoch(cfg: TrainConfig, world: int) -> int:
@@ -112,6 +116,7 @@ def train_loop(config: dict) -> None:
         metrics["best_" + stopper.metric] = stopper.best["value"]
         metrics["resumes"] = len(resumes)
         metrics["epochs_done"] = epoch + 1  # Tune schedulers' time unit
+        metrics[EPOCH_END] = int(time.time() * 1000)  # the one timestamp every write of this epoch's metrics uses
         history.append(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = None
@@ -183,13 +188,17 @@ def _write_keys(path: Path, tables: list) -> None:
 
 
 def log_epoch_metrics(client, run_id: str, metrics: dict, epoch: int) -> None:
-    import time
+    """Log one epoch's metrics at step ``epoch``, stamped with the epoch's end time.
 
+    A trial that Tune stops right after a report is backfilled from its checkpoint by the sweep's
+    callback while the worker may still log the same epoch itself. With the same timestamp the two
+    writes are identical rows, which MLflow's store keeps once, so the epoch is not logged twice.
+    """
     from mlflow.entities import Metric
 
-    now = int(time.time() * 1000)
-    skip = ("epoch", "epochs_done")
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items() if k not in skip])
+    stamp = int(metrics.get(EPOCH_END) or time.time() * 1000)  # checkpoints written before the stamp existed lack it
+    skip = ("epoch", "epochs_done", EPOCH_END)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, epoch) for k, v in metrics.items() if k not in skip])
 
 
 def backfill_metrics(client, run_id: str, history: list[dict]) -> None:
