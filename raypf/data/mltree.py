@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
+from raypf.data.basket_io import BasketTable, read_basket
 from raypf.data.mltree_schema import CELL_GEO_BRANCHES, CELL_GEO_TREE, EVENT_BRANCHES, EVENT_TREE
 
 log = logging.getLogger(__name__)
@@ -76,19 +77,42 @@ def _tree(file, path: str, name: str):
     return obj
 
 
-#: Open EventTrees kept per process: path -> (file stamp, file, tree), most recent last.
-_OPEN_TREES: OrderedDict[str, tuple[tuple, object, object]] = OrderedDict()
+#: Open EventTrees kept per process: path -> (file stamp, file, tree, basket source), most recent last.
+_OPEN_TREES: OrderedDict[str, tuple[tuple, object, object, _Baskets | None]] = OrderedDict()
 _KEEP_OPEN = 4
 
 
+class _Baskets:
+    """A local file's descriptor for ``basket_io.read_basket`` and each branch's basket table."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+        self.tables: dict[str, BasketTable] = {}
+
+    def table(self, branch) -> BasketTable:
+        table = self.tables.get(branch.name)
+        if table is None:
+            table = self.tables[branch.name] = BasketTable(branch)
+        return table
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _close(entry: tuple) -> None:
+    entry[1].close()
+    if entry[3] is not None:
+        entry[3].close()
+
+
 @contextmanager
-def event_tree(path: str) -> Iterator:
-    """The EventTree of ``path``, kept open in this process while the file is unchanged.
+def event_tree(path: str) -> Iterator[tuple[object, _Baskets | None]]:
+    """The EventTree of ``path`` and, for a local file, its basket source, kept open while the file is unchanged.
 
     A worker reads many entry ranges of the same few files, and parsing the tree's metadata
     (~65 ms for MLTree's hundreds of branches) would otherwise be paid for every range. The
     file's inode, size and modification time are checked on every call, so a replaced or
-    rewritten file is opened again. Remote files are opened per call.
+    rewritten file is opened again. Remote files are opened per call and read through uproot.
     """
     try:
         st = os.stat(path) if "://" not in path else None
@@ -96,26 +120,27 @@ def event_tree(path: str) -> Iterator:
         st = None  # _open reports it
     if st is None:
         with _open(path) as f:
-            yield _tree(f, path, EVENT_TREE)
+            yield _tree(f, path, EVENT_TREE), None
         return
     stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
     hit = _OPEN_TREES.get(path)
     if hit is not None and hit[0] == stamp:
         _OPEN_TREES.move_to_end(path)
-        yield hit[2]
+        yield hit[2], hit[3]
         return
     if hit is not None:
-        _OPEN_TREES.pop(path)[1].close()
+        _close(_OPEN_TREES.pop(path))
     f = _open(path)
     try:
         tree = _tree(f, path, EVENT_TREE)
+        baskets = _Baskets(path)
     except BaseException:
         f.close()
         raise
-    _OPEN_TREES[path] = (stamp, f, tree)
+    _OPEN_TREES[path] = (stamp, f, tree, baskets)
     while len(_OPEN_TREES) > _KEEP_OPEN:
-        _OPEN_TREES.popitem(last=False)[1][1].close()
-    yield tree
+        _close(_OPEN_TREES.popitem(last=False)[1])
+    yield tree, baskets
 
 
 def num_events(path: str) -> int:
@@ -166,7 +191,7 @@ def read_columns(path: str, branches: Sequence[str], start: int | None = None, s
     unknown = [b for b in branches if b not in EVENT_BRANCHES]
     if unknown:
         raise ValueError(f"not MLTree EventTree branches: {unknown}")
-    with event_tree(path) as tree:
+    with event_tree(path) as (tree, baskets):
         present = set(tree.keys())
         missing = [b for b in branches if b not in present]
         if missing:
@@ -177,7 +202,7 @@ def read_columns(path: str, branches: Sequence[str], start: int | None = None, s
         columns = {}
         for name in branches:
             try:
-                col = _read_branch(tree[name], lo, hi)
+                col = _read_branch(tree[name], lo, hi, baskets)
             except MLTreeError:
                 raise
             except Exception as err:  # noqa: BLE001 - truncated baskets, bad streamers, ...
@@ -217,17 +242,64 @@ def _nested_layout(interpretation) -> tuple[int, np.dtype] | None:
     return depth, model
 
 
-def _read_branch(branch, start: int, stop: int) -> Jagged:
+def _read_branch(branch, start: int, stop: int, baskets: _Baskets | None = None) -> Jagged:
     from uproot.interpretation.numerical import AsDtype
 
-    if type(branch.interpretation) is AsDtype:
+    interpretation = branch.interpretation
+    if type(interpretation) is AsDtype:
+        if baskets is not None and stop > start and interpretation.from_dtype.subdtype is None:
+            fast = _read_flat(branch, start, stop, interpretation.from_dtype, baskets)
+            if fast is not None:
+                return fast
         return Jagged((), branch.array(entry_start=start, entry_stop=stop, library="np"))
-    layout = _nested_layout(branch.interpretation)
+    layout = _nested_layout(interpretation)
     if layout is not None and stop > start:
-        fast = _read_nested(branch, start, stop, *layout)
+        fast = _read_nested(branch, start, stop, *layout, baskets)
         if fast is not None:
             return fast
     return _from_awkward(branch.array(entry_start=start, entry_stop=stop, library="ak"))
+
+
+def _baskets_in(branch, start: int, stop: int, baskets: _Baskets | None) -> list | None:
+    """(first entry, end entry, data, byte offsets) of each basket holding entries [start, stop); None where uproot must read them."""
+    if baskets is None:
+        out, covered = [], 0
+        for i in range(branch.num_baskets):
+            b0, b1 = (int(x) for x in branch.basket_entry_start_stop(i))
+            covered += b1 - b0
+            if b1 > start and b0 < stop:
+                basket = branch.basket(i)
+                out.append((b0, b1, basket.data, basket.byte_offsets))
+        # entries in an embedded (unwritten) basket: let uproot handle it
+        return out if covered == branch.num_entries else None
+    table = baskets.table(branch)
+    if not table.complete:  # entries in an embedded (unwritten) basket: let uproot handle it
+        return None
+    out = []
+    for i in table.overlapping(start, stop):
+        got = read_basket(baskets.fd, int(table.seek[i]), int(table.nbytes[i]))
+        if got is None:  # a compression this reader does not handle
+            basket = branch.basket(i)
+            got = basket.data, basket.byte_offsets
+        out.append((int(table.entry[i]), int(table.entry[i + 1]), *got))
+    return out
+
+
+def _read_flat(branch, start: int, stop: int, dtype: np.dtype, baskets: _Baskets) -> Jagged | None:
+    """A one-number-per-entry branch, from the raw baskets; None if they are not laid out as expected."""
+    parts = _baskets_in(branch, start, stop, baskets)
+    if parts is None:
+        return None
+    chunks = []
+    for b0, b1, data, offs in parts:
+        if offs is not None or len(data) != (b1 - b0) * dtype.itemsize:
+            return None
+        values = data.view(dtype)
+        chunks.append(values[max(start, b0) - b0 : stop - b0])
+    values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+    if len(values) != stop - start:
+        return None
+    return Jagged((), values.astype(dtype.newbyteorder("="), copy=True))
 
 
 def _from_awkward(arr: ak.Array) -> Jagged:
@@ -243,30 +315,24 @@ def _cumsum0(counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_nested(branch, start: int, stop: int, depth: int, dtype: np.dtype) -> Jagged | None:
+def _read_nested(branch, start: int, stop: int, depth: int, dtype: np.dtype, baskets: _Baskets | None = None) -> Jagged | None:
     """Decode the baskets covering [start, stop) with ``baskets.decode``; None if the layout is unusual."""
     from raypf.data.baskets import decode_entries
 
-    covered = 0
+    parts = _baskets_in(branch, start, stop, baskets)
+    if parts is None:
+        return None
     chunks: list[np.ndarray] = []
     entry_offsets: list[np.ndarray] = []
     size = 0
-    for i in range(branch.num_baskets):
-        b0, b1 = (int(x) for x in branch.basket_entry_start_stop(i))
-        covered += b1 - b0
-        if b1 <= start or b0 >= stop:
-            continue
-        basket = branch.basket(i)
-        offs = basket.byte_offsets
+    for b0, b1, data, offs in parts:
         if offs is None or len(offs) != b1 - b0 + 1:
             return None
         a, b = max(start, b0) - b0, min(stop, b1) - b0
         offs = np.asarray(offs[a : b + 1], dtype=np.int64)
-        chunks.append(np.frombuffer(basket.data, dtype=np.uint8)[offs[0] : offs[-1]])
+        chunks.append(np.frombuffer(data, dtype=np.uint8)[offs[0] : offs[-1]])
         entry_offsets.append(offs[1:] - offs[0] + size if entry_offsets else offs - offs[0])
         size += int(offs[-1] - offs[0])
-    if covered != branch.num_entries:  # entries in an embedded (unwritten) basket: let uproot handle it
-        return None
     # one decoder call over the range's bytes from every basket: offsets come out joined
     data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
     try:

@@ -270,7 +270,7 @@ def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str |
                     "row_group": cfg.parquet_row_group_samples,
                 },
                 num_cpus=1,
-                concurrency=cfg.workers,
+                compute=ray.data.TaskPoolStrategy(size=cfg.workers),
             )
             for row in ds.iter_rows():
                 index = int(row["file_index"])
