@@ -6,8 +6,8 @@ entry is a 6-byte header (byte count, version) and then, level by level, a
 big-endian int32 count followed by that many children, with no headers for
 inner vectors. Where each inner vector starts depends on every count before
 it, so the decoding is inherently sequential and cannot be vectorised with
-numpy; it is the one loop in the reader, compiled with numba. uproot still
-does everything else: the file, the TTree metadata, decompression. With
+numpy; it is the one loop in the reader, compiled with numba. uproot reads
+the TTree metadata; ``basket_io`` the baskets themselves. With
 decompression, a 2,430-event rho range reads 1.5x (cell IDs) to 8x (truth
 lists) faster than through uproot's AwkwardForth path.
 
