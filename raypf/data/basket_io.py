@@ -44,42 +44,62 @@ class BasketTable:
         return range(first, max(first, last))
 
 
-def read_basket(fd: int, seek: int, nbytes: int) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """A basket's entry bytes and its entry byte offsets (None for fixed-size entries).
+def read_baskets(fd: int, seeks: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, np.ndarray | None]]] | None:
+    """Several baskets' payloads decompressed end to end into one array, and per basket (where its
+    entries start and end in that array, its entry byte offsets in that array or None for fixed-size
+    entries).
 
-    Returns None if a block is compressed with an algorithm not handled here. Raises
-    ValueError if the basket is truncated or its header is inconsistent.
+    One array, so that a range's entries are decoded where they were decompressed rather than first
+    copied together. Returns None if a block is compressed with an algorithm not handled here.
+    Raises ValueError if a basket is truncated or its header is inconsistent.
     """
-    raw = os.pread(fd, nbytes, seek)
-    if len(raw) != nbytes:
-        raise ValueError(f"basket at byte {seek} is truncated ({len(raw)} of {nbytes} bytes)")
-    total, _, objlen, _, keylen, _ = _KEY.unpack_from(raw)
-    if total != nbytes or not _KEY.size + _BASKET.size + 1 <= keylen <= nbytes or objlen < 0:
-        raise ValueError(f"basket at byte {seek} has an inconsistent key header")
-    last = _BASKET.unpack_from(raw, keylen - _BASKET.size - 1)[4]
-    if nbytes - keylen == objlen:
-        data = np.frombuffer(raw, dtype=np.uint8, offset=keylen)
-    else:
-        data = _decompress(raw, keylen, objlen, seek)
-        if data is None:
+    raws, heads = [], []
+    for seek, nbytes in zip(seeks.tolist(), sizes.tolist()):
+        raw = os.pread(fd, nbytes, seek)
+        if len(raw) != nbytes:
+            raise ValueError(f"basket at byte {seek} is truncated ({len(raw)} of {nbytes} bytes)")
+        total, _, objlen, _, keylen, _ = _KEY.unpack_from(raw)
+        if total != nbytes or not _KEY.size + _BASKET.size + 1 <= keylen <= nbytes or objlen < 0:
+            raise ValueError(f"basket at byte {seek} has an inconsistent key header")
+        border = _BASKET.unpack_from(raw, keylen - _BASKET.size - 1)[4] - keylen
+        if not 0 <= border <= objlen or (objlen - border) % 4:
+            raise ValueError(f"basket at byte {seek}: entry data end {border} outside its {objlen} bytes")
+        raws.append(raw)
+        heads.append((seek, keylen, objlen, border))
+    out = np.empty(sum(h[2] for h in heads), dtype=np.uint8)
+    parts = []
+    base = 0
+    for raw, (seek, keylen, objlen, border) in zip(raws, heads):
+        dest = out[base : base + objlen]
+        if len(raw) - keylen == objlen:  # stored as is
+            dest[:] = np.frombuffer(raw, dtype=np.uint8, offset=keylen)
+        elif not _decompress_into(raw, keylen, dest, seek):
             return None
-    border = last - keylen
-    if not 0 <= border <= objlen or (objlen - border) % 4:
-        raise ValueError(f"basket at byte {seek}: entry data end {border} outside its {objlen} bytes")
-    if border == objlen:
-        return data, None
-    # after the entries: their count + 1, then each entry's start counted from the key's start
-    offsets = data[border + 4 :].view(">i4").astype(np.int64) - keylen
-    if len(offsets) == 0:
-        raise ValueError(f"basket at byte {seek} has no entry offsets")
-    offsets[-1] = border
-    return data[:border], offsets
+        offsets = None
+        if border != objlen:
+            # after the entries: their count + 1, then each entry's start counted from the key's start
+            offsets = dest[border + 4 :].view(">i4").astype(np.int64) + (base - keylen)
+            if len(offsets) == 0:
+                raise ValueError(f"basket at byte {seek} has no entry offsets")
+            offsets[-1] = base + border
+        parts.append((base, base + border, offsets))
+        base += objlen
+    return out, parts
 
 
-def _decompress(raw: bytes, pos: int, size: int, seek: int) -> np.ndarray | None:
-    out = np.empty(size, dtype=np.uint8)
+def read_basket(fd: int, seek: int, nbytes: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """One basket's entry bytes and its entry byte offsets (None for fixed-size entries); see ``read_baskets``."""
+    got = read_baskets(fd, np.array([seek]), np.array([nbytes]))
+    if got is None:
+        return None
+    out, [(_, end, offsets)] = got
+    return out[:end], offsets
+
+
+def _decompress_into(raw: bytes, pos: int, out: np.ndarray, seek: int) -> bool:
+    """Decompress the blocks of ``raw`` from ``pos`` into ``out``; False at a block of an unhandled algorithm."""
     view = memoryview(raw)
-    filled = 0
+    size, filled = len(out), 0
     while filled < size:
         if pos + _BLOCK > len(raw):
             raise ValueError(f"basket at byte {seek}: compressed block header runs past the basket")
@@ -96,9 +116,9 @@ def _decompress(raw: bytes, pos: int, size: int, seek: int) -> np.ndarray | None
             n = len(plain)
             out[filled : filled + min(n, u)] = np.frombuffer(plain, dtype=np.uint8)[:u]
         else:
-            return None
+            return False
         if n != u:
             raise ValueError(f"basket at byte {seek}: a block decompressed to {n} bytes, not {u}")
         pos += _BLOCK + c
         filled += u
-    return out
+    return True

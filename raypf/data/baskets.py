@@ -44,14 +44,15 @@ def _word(data: np.ndarray, p: int) -> int:
 @numba.njit(cache=True, nogil=True)
 def decode(
     data: np.ndarray,
-    entry_offsets: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
     depth: int,
     itemsize: int,
     offsets: np.ndarray,
     fill: np.ndarray,
     values: np.ndarray,
 ) -> tuple[int, int]:
-    """Decode entries with byte offsets ``entry_offsets`` (n + 1 of them) of nested vectors ``depth`` deep.
+    """Decode the entries at ``data[starts[e]:ends[e]]``, nested vectors ``depth`` deep.
 
     ``offsets`` (depth x capacity, int64, column 0 zero) receives each level's running
     totals, ``fill`` (depth) how many lists of each level were read, and ``values`` the
@@ -62,7 +63,7 @@ def decode(
     a run of values is copied in bulk, and an empty leaf (most cells' truth lists) takes a
     predictable branch rather than a step whose length depends on the count just loaded.
     """
-    n_entries = len(entry_offsets) - 1
+    n_entries = len(starts)
     nv = 0
     for level in range(depth):
         fill[level] = 0
@@ -71,8 +72,8 @@ def decode(
     leaf = depth - 1
     stack_left = np.zeros(depth, dtype=np.int64)
     for e in range(n_entries):
-        p = entry_offsets[e]
-        end = entry_offsets[e + 1]
+        p = starts[e]
+        end = ends[e]
         if end - p < 10:
             return BAD_HEADER, e
         header = _word(data, p) & 0x3FFFFFFF
@@ -162,16 +163,28 @@ def _memcpy(typingctx, dst, dst_start, src, src_start, n):
     return sig, codegen
 
 
-def decode_entries(data: np.ndarray, entry_offsets: np.ndarray, depth: int, itemsize: int) -> tuple[list[np.ndarray], np.ndarray]:
+def decode_entries(
+    data: np.ndarray, entry_offsets: np.ndarray, depth: int, itemsize: int, entry_ends: np.ndarray | None = None
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Offsets per level (each from 0) and native-order value bytes of the entries at ``entry_offsets``.
 
-    Raises ValueError saying what is wrong and at which entry (relative to the offsets).
+    Entry e spans ``entry_offsets[e]`` to ``entry_offsets[e + 1]``, or, given ``entry_ends`` (as many
+    as the offsets), to ``entry_ends[e]``: entries of several baskets decompressed into one array,
+    with each basket's offset table between them. Raises ValueError saying what is wrong and at
+    which entry (relative to the offsets).
     """
-    span = int(entry_offsets[-1] - entry_offsets[0]) if len(entry_offsets) else 0
+    starts = np.asarray(entry_offsets, dtype=np.int64)
+    if entry_ends is None:
+        starts, ends = starts[:-1], starts[1:]
+    else:
+        ends = np.asarray(entry_ends, dtype=np.int64)
+        if len(ends) != len(starts):
+            raise ValueError(f"{len(starts)} entry starts but {len(ends)} ends")
+    span = int((ends - starts).sum()) if len(starts) else 0
     offsets = np.empty((depth, span // 4 + 2), dtype=np.int64)
     fill = np.zeros(depth, dtype=np.int64)
     values = np.empty(max(span, 0), dtype=np.uint8)
-    nv, bad = decode(data, entry_offsets.astype(np.int64), depth, itemsize, offsets, fill, values)
+    nv, bad = decode(data, starts, ends, depth, itemsize, offsets, fill, values)
     if nv < 0:
         what = {BAD_HEADER: "entry size disagrees with its header", BAD_COUNT: "negative count", OVERRUN: "counts run past the entry"}
         raise ValueError(f"{what[nv]} at entry {bad}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from raypf.data.basket_io import BasketTable, read_basket
+from raypf.data.basket_io import BasketTable, read_basket, read_baskets
 from raypf.data.mltree_schema import CELL_GEO_BRANCHES, CELL_GEO_TREE, EVENT_BRANCHES, EVENT_TREE
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ _KEEP_OPEN = 4
 
 
 class _Baskets:
-    """A local file's descriptor for ``basket_io.read_basket`` and each branch's basket table."""
+    """A local file's descriptor for ``basket_io`` and each branch's basket table."""
 
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_RDONLY)
@@ -319,7 +319,40 @@ def _read_nested(branch, start: int, stop: int, depth: int, dtype: np.dtype, bas
     """Decode the baskets covering [start, stop) with ``baskets.decode``; None if the layout is unusual."""
     from raypf.data.baskets import decode_entries
 
-    parts = _baskets_in(branch, start, stop, baskets)
+    got = _nested_bytes(branch, start, stop, baskets)
+    if got is None:
+        return None
+    data, starts, ends = got
+    try:
+        offsets, raw = decode_entries(data, starts, depth, dtype.itemsize, entry_ends=ends)
+    except ValueError as err:
+        raise MLTreeError(f"{branch.file.file_path}: branch {branch.name!r} entries {start}-{stop}: {err}") from None
+    return Jagged(tuple(offsets), raw.view(dtype.newbyteorder("=")))
+
+
+def _nested_bytes(branch, start: int, stop: int, baskets: _Baskets | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The bytes holding entries [start, stop) and where each entry starts and ends in them.
+
+    From a local file, the baskets are decompressed end to end into one array and the entries
+    decoded there; otherwise (a remote file, a codec ``basket_io`` does not handle) each basket's
+    entries are copied together. None if a basket's layout is unusual.
+    """
+    table = baskets.table(branch) if baskets is not None else None
+    which = table.overlapping(start, stop) if table is not None and table.complete else range(0)
+    if len(which):
+        got = read_baskets(baskets.fd, table.seek[which.start : which.stop], table.nbytes[which.start : which.stop])
+        if got is not None:
+            data, parts = got
+            starts, ends = [], []
+            for i, (_, _, offs) in zip(which, parts):
+                b0, b1 = int(table.entry[i]), int(table.entry[i + 1])
+                if offs is None or len(offs) != b1 - b0 + 1:
+                    return None
+                a, b = max(start, b0) - b0, min(stop, b1) - b0
+                starts.append(offs[a:b])
+                ends.append(offs[a + 1 : b + 1])
+            return data, np.concatenate(starts), np.concatenate(ends)
+    parts = _baskets_in(branch, start, stop, None if table is None else baskets)
     if parts is None:
         return None
     chunks: list[np.ndarray] = []
@@ -333,13 +366,9 @@ def _read_nested(branch, start: int, stop: int, depth: int, dtype: np.dtype, bas
         chunks.append(np.frombuffer(data, dtype=np.uint8)[offs[0] : offs[-1]])
         entry_offsets.append(offs[1:] - offs[0] + size if entry_offsets else offs - offs[0])
         size += int(offs[-1] - offs[0])
-    # one decoder call over the range's bytes from every basket: offsets come out joined
     data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-    try:
-        offsets, raw = decode_entries(data, np.concatenate(entry_offsets), depth, dtype.itemsize)
-    except ValueError as err:
-        raise MLTreeError(f"{branch.file.file_path}: branch {branch.name!r} entries {start}-{stop}: {err}") from None
-    return Jagged(tuple(offsets), raw.view(dtype.newbyteorder("=")))
+    joined = np.concatenate(entry_offsets)
+    return data, joined[:-1], joined[1:]
 
 
 def _cast(col: Jagged, dtype: np.dtype, path: str, name: str) -> Jagged:

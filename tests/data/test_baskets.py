@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import numpy as np
@@ -86,6 +87,32 @@ def test_decodes_every_depth_and_width(depth, dtype):
     want_offsets, want_values = _expected(entries[10:], depth, dtype)
     np.testing.assert_array_equal(offsets[-1], want_offsets[-1])
     np.testing.assert_array_equal(raw.view(dtype), want_values)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_entries_with_bytes_between_them_decode_given_their_ends(depth):
+    """Baskets decompressed end to end leave each basket's offset table between its entries and the next's."""
+    dtype = np.dtype("float32")
+    entries = _random_entries(np.random.default_rng(depth), 30, depth, dtype)
+    data, entry_offsets = _stream(entries, depth, dtype)
+    gaps = {9: b"\xff" * 7, 19: b"\x00" * 12}  # junk after entries 9 and 19, where an offset table would sit
+    pieces, starts, ends, pos = [], [], [], 0
+    for k, (a, b) in enumerate(itertools.pairwise(entry_offsets)):
+        pieces.append(data[a:b].tobytes())
+        starts.append(pos)
+        ends.append(pos + (b - a))
+        pos += b - a
+        if k in gaps:
+            pieces.append(gaps[k])
+            pos += len(gaps[k])
+    gapped = np.frombuffer(b"".join(pieces), dtype=np.uint8)
+    offsets, raw = decode_entries(gapped, np.array(starts), depth, 4, entry_ends=np.array(ends))
+    want_offsets, want_values = _expected(entries, depth, dtype)
+    for got, want in zip(offsets, want_offsets):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(raw.view(dtype), want_values)
+    with pytest.raises(ValueError, match="entry size disagrees with its header at entry 9"):  # read as if contiguous
+        decode_entries(gapped, np.array([*starts, ends[-1]]), depth, 4)
 
 
 def _corrupt(entries: list, depth: int, index: int, edit) -> tuple[np.ndarray, np.ndarray]:
