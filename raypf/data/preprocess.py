@@ -17,6 +17,7 @@ the tasks need, so the first range does not wait for it.
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 import logging
 import time
@@ -154,6 +155,7 @@ def process_ranges(
     from raypf.malloc_tuning import keep_freed_memory
 
     keep_freed_memory()
+    _freeze_imports()
     cells = _shared(cells_ref)
     opts = SampleOptions.model_validate_json(options_json)
     rows: dict[str, list] = {k: [] for k in ("file_index", "stats", "error", "cpu", "rss", "span")}
@@ -162,6 +164,19 @@ def process_ranges(
         for key, value in _process_range(item, cells, opts, Path(staging), compression, level, row_group).items():
             rows[key].append(value)
     return rows
+
+
+@functools.cache
+def _freeze_imports() -> None:
+    """Take everything the worker holds so far out of the cyclic garbage collector's sight, once per process.
+
+    Ray, Ray Data, pandas, numba and pyarrow leave ~190,000 tracked objects, none of them garbage;
+    every full collection (a few per worker and run) walked them all, ~0.09 s each, while the
+    tasks' own arrays are freed by reference counting anyway.
+    """
+    import gc
+
+    gc.freeze()
 
 
 def _process_range(item: dict, cells, opts, staging: Path, compression: str, level: int, row_group: int) -> dict:
