@@ -6,7 +6,7 @@ is touched. MLTree has some fifty small per-track branches, so on a rho range
 that overhead was a quarter of the read. Here a basket costs one system call,
 two ``struct`` unpacks and the decompression itself. Only what MLTree writers
 use is handled (zstd and zlib blocks, or no compression); for any other block
-type ``read_basket`` returns None and the caller asks uproot.
+type ``read_baskets`` returns None and the caller asks uproot.
 """
 
 from __future__ import annotations
@@ -85,15 +85,6 @@ def read_baskets(fd: int, seeks: np.ndarray, sizes: np.ndarray) -> tuple[np.ndar
         parts.append((base, base + border, offsets))
         base += objlen
     return out, parts
-
-
-def read_basket(fd: int, seek: int, nbytes: int) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """One basket's entry bytes and its entry byte offsets (None for fixed-size entries); see ``read_baskets``."""
-    got = read_baskets(fd, np.array([seek]), np.array([nbytes]))
-    if got is None:
-        return None
-    out, [(_, end, offsets)] = got
-    return out[:end], offsets
 
 
 def _decompress_into(raw: bytes, pos: int, out: np.ndarray, seek: int) -> bool:

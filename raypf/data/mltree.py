@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from raypf.data.basket_io import BasketTable, read_basket, read_baskets
+from raypf.data.basket_io import BasketTable, read_baskets
 from raypf.data.mltree_schema import CELL_GEO_BRANCHES, CELL_GEO_TREE, EVENT_BRANCHES, EVENT_TREE
 
 log = logging.getLogger(__name__)
@@ -260,42 +260,54 @@ def _read_branch(branch, start: int, stop: int, baskets: _Baskets | None = None)
     return _from_awkward(branch.array(entry_start=start, entry_stop=stop, library="ak"))
 
 
-def _baskets_in(branch, start: int, stop: int, baskets: _Baskets | None) -> list | None:
-    """(first entry, end entry, data, byte offsets) of each basket holding entries [start, stop); None where uproot must read them."""
-    if baskets is None:
-        out, covered = [], 0
-        for i in range(branch.num_baskets):
-            b0, b1 = (int(x) for x in branch.basket_entry_start_stop(i))
-            covered += b1 - b0
-            if b1 > start and b0 < stop:
-                basket = branch.basket(i)
-                out.append((b0, b1, basket.data, basket.byte_offsets))
-        # entries in an embedded (unwritten) basket: let uproot handle it
-        return out if covered == branch.num_entries else None
-    table = baskets.table(branch)
-    if not table.complete:  # entries in an embedded (unwritten) basket: let uproot handle it
+def _baskets_in(branch, start: int, stop: int, baskets: _Baskets | None) -> tuple[np.ndarray, list] | None:
+    """The baskets holding entries [start, stop): their entry bytes end to end in one array and, per basket,
+    (first entry, end entry, start and end of its bytes in that array, its entry offsets in that array or
+    None for fixed-size entries). None where uproot must read the branch (entries in an embedded basket).
+
+    A local file's baskets are read by ``basket_io``; a remote file's, or ones compressed with a codec
+    ``basket_io`` does not handle, by uproot and copied together.
+    """
+    if baskets is not None:
+        table = baskets.table(branch)
+        if not table.complete:  # entries in an embedded (unwritten) basket
+            return None
+        which = table.overlapping(start, stop)
+        got = read_baskets(baskets.fd, table.seek[which.start : which.stop], table.nbytes[which.start : which.stop])
+        if got is not None:
+            data, spans = got
+            return data, [(int(table.entry[i]), int(table.entry[i + 1]), *span) for i, span in zip(which, spans)]
+        indices = list(which)
+    else:
+        bounds = [tuple(int(x) for x in branch.basket_entry_start_stop(i)) for i in range(branch.num_baskets)]
+        if sum(b1 - b0 for b0, b1 in bounds) != branch.num_entries:  # entries in an embedded basket
+            return None
+        indices = [i for i, (b0, b1) in enumerate(bounds) if b1 > start and b0 < stop]
+    pieces, parts, base = [], [], 0
+    for i in indices:
+        b0, b1 = (int(x) for x in branch.basket_entry_start_stop(i))
+        basket = branch.basket(i)
+        piece = np.frombuffer(basket.data, dtype=np.uint8)
+        offsets = None if basket.byte_offsets is None else np.asarray(basket.byte_offsets, dtype=np.int64) + base
+        parts.append((b0, b1, base, base + len(piece), offsets))
+        pieces.append(piece)
+        base += len(piece)
+    if not parts:
         return None
-    out = []
-    for i in table.overlapping(start, stop):
-        got = read_basket(baskets.fd, int(table.seek[i]), int(table.nbytes[i]))
-        if got is None:  # a compression this reader does not handle
-            basket = branch.basket(i)
-            got = basket.data, basket.byte_offsets
-        out.append((int(table.entry[i]), int(table.entry[i + 1]), *got))
-    return out
+    return (pieces[0] if len(pieces) == 1 else np.concatenate(pieces)), parts
 
 
 def _read_flat(branch, start: int, stop: int, dtype: np.dtype, baskets: _Baskets) -> Jagged | None:
     """A one-number-per-entry branch, from the raw baskets; None if they are not laid out as expected."""
-    parts = _baskets_in(branch, start, stop, baskets)
-    if parts is None:
+    got = _baskets_in(branch, start, stop, baskets)
+    if got is None:
         return None
+    data, parts = got
     chunks = []
-    for b0, b1, data, offs in parts:
-        if offs is not None or len(data) != (b1 - b0) * dtype.itemsize:
+    for b0, b1, lo, hi, offs in parts:
+        if offs is not None or hi - lo != (b1 - b0) * dtype.itemsize:
             return None
-        values = data.view(dtype)
-        chunks.append(values[max(start, b0) - b0 : stop - b0])
+        chunks.append(data[lo:hi].view(dtype)[max(start, b0) - b0 : stop - b0])
     values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
     if len(values) != stop - start:
         return None
@@ -333,42 +345,21 @@ def _read_nested(branch, start: int, stop: int, depth: int, dtype: np.dtype, bas
 def _nested_bytes(branch, start: int, stop: int, baskets: _Baskets | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The bytes holding entries [start, stop) and where each entry starts and ends in them.
 
-    From a local file, the baskets are decompressed end to end into one array and the entries
-    decoded there; otherwise (a remote file, a codec ``basket_io`` does not handle) each basket's
-    entries are copied together. None if a basket's layout is unusual.
+    The entries are decoded where ``_baskets_in`` put them, each basket's offset table between
+    its entries and the next basket's. None if a basket's layout is unusual.
     """
-    table = baskets.table(branch) if baskets is not None else None
-    which = table.overlapping(start, stop) if table is not None and table.complete else range(0)
-    if len(which):
-        got = read_baskets(baskets.fd, table.seek[which.start : which.stop], table.nbytes[which.start : which.stop])
-        if got is not None:
-            data, parts = got
-            starts, ends = [], []
-            for i, (_, _, offs) in zip(which, parts):
-                b0, b1 = int(table.entry[i]), int(table.entry[i + 1])
-                if offs is None or len(offs) != b1 - b0 + 1:
-                    return None
-                a, b = max(start, b0) - b0, min(stop, b1) - b0
-                starts.append(offs[a:b])
-                ends.append(offs[a + 1 : b + 1])
-            return data, np.concatenate(starts), np.concatenate(ends)
-    parts = _baskets_in(branch, start, stop, None if table is None else baskets)
-    if parts is None:
+    got = _baskets_in(branch, start, stop, baskets)
+    if got is None:
         return None
-    chunks: list[np.ndarray] = []
-    entry_offsets: list[np.ndarray] = []
-    size = 0
-    for b0, b1, data, offs in parts:
+    data, parts = got
+    starts, ends = [], []
+    for b0, b1, _, _, offs in parts:
         if offs is None or len(offs) != b1 - b0 + 1:
             return None
         a, b = max(start, b0) - b0, min(stop, b1) - b0
-        offs = np.asarray(offs[a : b + 1], dtype=np.int64)
-        chunks.append(np.frombuffer(data, dtype=np.uint8)[offs[0] : offs[-1]])
-        entry_offsets.append(offs[1:] - offs[0] + size if entry_offsets else offs - offs[0])
-        size += int(offs[-1] - offs[0])
-    data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-    joined = np.concatenate(entry_offsets)
-    return data, joined[:-1], joined[1:]
+        starts.append(offs[a:b])
+        ends.append(offs[a + 1 : b + 1])
+    return data, np.concatenate(starts), np.concatenate(ends)
 
 
 def _cast(col: Jagged, dtype: np.dtype, path: str, name: str) -> Jagged:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import uproot
 
-from raypf.data.basket_io import BasketTable, read_basket
+from raypf.data.basket_io import BasketTable, read_baskets
 from raypf.data.mltree import MLTreeError, read_columns, read_events
 from raypf.simulate.rootio import write_root_file
 
@@ -33,6 +33,15 @@ def _events(rng: np.random.Generator) -> dict:
             ak.unflatten(ak.unflatten(ak.unflatten(rng.random(int(n_truth.sum())).astype(np.float32), n_truth), n_cells), n_clusters),
         ),
     }
+
+
+def read_basket(fd: int, seek: int, nbytes: int):
+    """One basket's entry bytes and entry offsets through ``read_baskets`` (None: a codec left to uproot)."""
+    got = read_baskets(fd, np.array([seek]), np.array([nbytes]))
+    if got is None:
+        return None
+    data, [(lo, hi, offsets)] = got
+    return data[lo:hi], offsets
 
 
 BRANCHES = ["eventNumber", "nTrack", "trackPt", "nCluster", "cluster_cell_ID", "cluster_cell_E", "cluster_cell_hitsTruthE"]
