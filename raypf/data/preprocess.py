@@ -1,15 +1,17 @@
 """`raypf preprocess`: a Ray Data pipeline from MLTree ROOT files to the samples dataset.
 
-The work items are (file, entry range) pairs sized by compressed bytes; each
-Ray task works through a few consecutive ranges one at a time, so it holds
-only one range's arrays. The cell geometry is read once on the driver,
+The work items are (file, entry range) pairs sized by compressed bytes. Ray
+Data runs one long task per worker (a lane), which takes ranges one at a time,
+its own share first and then whatever no other lane has started
+(``claims``), so it holds only one range's arrays. The cell geometry is read once on the driver,
 turned into a ``CellTable`` and ``ray.put`` once; every task receives the
 reference and maps the arrays from the object store without a copy. Each
 task reads its range, builds the samples (``samples.build_samples``) and
 writes its Parquet parts into a staging directory itself, returning only its
 counts: the samples never travel through the object store, and the counts
 make exact metadata without a second pass. The dataset is published by
-swapping the staging directory in (``parquet_out.publish``). While the driver
+swapping the staging directory in (``parquet_out.publish``), once every range
+has reported back. While the driver
 reads the headers and the geometry, one warm-up task per worker imports what
 the tasks need, so the first range does not wait for it.
 """
@@ -19,9 +21,11 @@ from __future__ import annotations
 import datetime
 import functools
 import itertools
+import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +109,7 @@ def plan(files: list[InputFile], cfg: PreprocessConfig) -> list[dict]:
             n_ranges = -(-f.events // max(1, int(cfg.task_megabytes * 1e6 / per_event)))
             bounds = _align([i * f.events // n_ranges for i in range(n_ranges + 1)], f.clusters)
         for start, stop in itertools.pairwise(bounds):
-            tasks.append({"file_index": f.index, "set": f.set, "path": f.path, "start": start, "stop": stop})
+            tasks.append({"index": len(tasks), "file_index": f.index, "set": f.set, "path": f.path, "start": start, "stop": stop})
     return tasks
 
 
@@ -144,13 +148,23 @@ def _shared(ref):
 
 
 def process_ranges(
-    batch: dict, cells_ref, options_json: str, staging: str, compression: str, level: int, row_group: int
-) -> dict:
-    """Ray Data map function: a few entry ranges in, their parts on disk, one row of counts (JSON) per range out.
+    batch: dict,
+    ranges: list[dict],
+    claims: str | None,
+    cells_ref,
+    options_json: str,
+    staging: str,
+    compression: str,
+    level: int,
+    row_group: int,
+) -> Iterator[dict]:
+    """Ray Data map function of one lane: ranges in (``batch`` is its own share), one row of counts per range out.
 
-    One range at a time, so a task holds only one range's arrays; several per task because Ray
-    Data notices a finished task up to ~0.1 s late, which would idle a worker between short tasks.
+    The ranges processed are the share's and then any other still unclaimed
+    (``claims.claimed_order``); each is read, built and written before the next is claimed,
+    and its row is yielded at once, so that Ray Data's progress bar counts ranges.
     """
+    from raypf.data.claims import claimed_order
     from raypf.data.preprocess_config import SampleOptions
     from raypf.malloc_tuning import keep_freed_memory
 
@@ -158,12 +172,9 @@ def process_ranges(
     _freeze_imports()
     cells = _shared(cells_ref)
     opts = SampleOptions.model_validate_json(options_json)
-    rows: dict[str, list] = {k: [] for k in ("file_index", "stats", "error", "cpu", "rss", "span")}
-    for i in range(len(batch["file_index"])):
-        item = {k: batch[k][i] for k in ("file_index", "set", "path", "start", "stop")}
-        for key, value in _process_range(item, cells, opts, Path(staging), compression, level, row_group).items():
-            rows[key].append(value)
-    return rows
+    for index in claimed_order([int(i) for i in batch["index"]], len(ranges), claims):
+        row = _process_range(ranges[index], cells, opts, Path(staging), compression, level, row_group)
+        yield {"index": [index], **{key: [value] for key, value in row.items()}}
 
 
 @functools.cache
@@ -181,8 +192,6 @@ def _freeze_imports() -> None:
 
 def _process_range(item: dict, cells, opts, staging: Path, compression: str, level: int, row_group: int) -> dict:
     """One entry range: read, build, write its parts; its counts (or the error), CPU seconds and time span."""
-    import json
-
     from raypf.data.mltree import read_columns
     from raypf.data.parquet_out import part_name, write_part
     from raypf.data.samples import BRANCHES, build_samples
@@ -217,7 +226,7 @@ def _peak_rss() -> int:
 
 def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str | None = None) -> dict:
     """Build the samples dataset under ``output_dir/<dataset hash>``; return its metadata."""
-    import json
+    import shutil
 
     import ray
 
@@ -266,55 +275,70 @@ def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str |
 
     cells_ref = ray.put(CellTable.build(geometry, cfg.samples.max_delta_r))
     staging = parquet_out.staging_dir(out_root, dataset)
-    totals: dict[str, ChunkStats] = {}
-    cpu = np.zeros(3)
-    peak_rss = 0
-    first_task, last_task = np.inf, -np.inf
+    tally = _Tally()
     try:
         if tasks:
-            n_tasks = _task_count(len(tasks), workers)
-            ds = ray.data.from_items(tasks, override_num_blocks=n_tasks).map_batches(
-                process_ranges,
-                batch_size=None,
-                fn_kwargs={
-                    "cells_ref": cells_ref,
-                    "options_json": cfg.samples.model_dump_json(),
-                    "staging": str(staging),
-                    "compression": cfg.parquet_compression,
-                    "level": cfg.parquet_compression_level,
-                    "row_group": cfg.parquet_row_group_samples,
-                },
-                num_cpus=1,
-                compute=ray.data.TaskPoolStrategy(size=cfg.workers),
-            )
-            for row in ds.iter_rows():
-                index = int(row["file_index"])
-                cpu += np.asarray(row["cpu"], dtype=float)
-                peak_rss = max(peak_rss, int(row["rss"]))
-                first_task, last_task = min(first_task, row["span"][0]), max(last_task, row["span"][1])
-                if row["error"]:
-                    _bad(cfg, skipped, files[index], str(row["error"]))
-                    continue
-                stats = ChunkStats(**json.loads(row["stats"]))
-                totals.setdefault(f"{index}", ChunkStats()).merge(stats)
+            fn_kwargs = {
+                "ranges": tasks,
+                "cells_ref": cells_ref,
+                "options_json": cfg.samples.model_dump_json(),
+                "staging": str(staging),
+                "compression": cfg.parquet_compression,
+                "level": cfg.parquet_compression_level,
+                "row_group": cfg.parquet_row_group_samples,
+            }
+            claims = staging / ".claims"
+            claims.mkdir()
+            for row in _lanes(tasks, min(len(tasks), workers), str(claims), fn_kwargs):
+                if error := tally.add(row):
+                    _bad(cfg, skipped, files[int(row["file_index"])], error)
+            if missing := [t for t in tasks if t["index"] not in tally.ranges]:
+                log.warning("%d of %d ranges were claimed by a task that did not finish; processing them again", len(missing), len(tasks))
+                for row in _lanes(missing, min(len(missing), workers), None, fn_kwargs):
+                    if error := tally.add(row):
+                        _bad(cfg, skipped, files[int(row["file_index"])], error)
+            shutil.rmtree(claims)
         for index in skipped:
             parquet_out.remove_parts(staging, index)
         per_set: dict[str, ChunkStats] = {}
-        for key, stats in totals.items():
-            if int(key) not in skipped:
-                per_set.setdefault(files[int(key)].set, ChunkStats()).merge(stats)
+        for index, stats in tally.totals.items():
+            if index not in skipped:
+                per_set.setdefault(files[index].set, ChunkStats()).merge(stats)
         wall = time.perf_counter() - t_start
-        timing = {"wall": wall, "startup": first_task - t_wall0 if tasks else wall, "tasks": last_task - first_task if tasks else 0.0}
-        metadata = _metadata(cfg, dataset, files, good, skipped, per_set, geometry_file, timing, cpu, peak_rss)
+        timing = {"wall": wall, "startup": tally.first - t_wall0 if tasks else wall, "tasks": tally.last - tally.first if tasks else 0.0}
+        metadata = _metadata(cfg, dataset, files, good, skipped, per_set, geometry_file, timing, tally.cpu, tally.peak_rss)
         parquet_out.publish(staging, final, metadata)
     except BaseException:
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
         raise
     del warm
     _log_summary(metadata, final)
     return metadata
+
+
+@dataclass
+class _Tally:
+    """What the ranges' rows add up to: counts per input file, task CPU, peak memory, the tasks' time span."""
+
+    ranges: set[int] = field(default_factory=set)
+    totals: dict = field(default_factory=dict)  # input file index -> ChunkStats
+    cpu: np.ndarray = field(default_factory=lambda: np.zeros(3))  # read, build, write
+    peak_rss: int = 0
+    first: float = np.inf
+    last: float = -np.inf
+
+    def add(self, row: dict) -> str:
+        """Count one range's row; returns its error ("" if none), whose file the caller marks bad."""
+        from raypf.data.samples import ChunkStats
+
+        self.ranges.add(int(row["index"]))
+        self.cpu += np.asarray(row["cpu"], dtype=float)
+        self.peak_rss = max(self.peak_rss, int(row["rss"]))
+        self.first, self.last = min(self.first, row["span"][0]), max(self.last, row["span"][1])
+        if row["error"]:
+            return str(row["error"])
+        self.totals.setdefault(int(row["file_index"]), ChunkStats()).merge(ChunkStats(**json.loads(row["stats"])))
+        return ""
 
 
 def _warm_up(path: str) -> None:
@@ -348,12 +372,18 @@ def _warm_workers(files: list[InputFile], workers: int) -> list:
     return [task.remote(files[0].path) for _ in range(min(workers, 64))]
 
 
-def _task_count(n_ranges: int, workers: int, max_ranges: int = 8) -> int:
-    """Ray tasks for ``n_ranges`` ranges: a multiple of the workers (so they finish together), at least
-    four per worker while there are enough ranges, and at most ``max_ranges`` ranges (a few seconds) each."""
-    n = max(-(-n_ranges // max_ranges), min(n_ranges, 4 * workers))
-    n = -(-n // workers) * workers
-    return max(1, min(n, n_ranges))
+def _lanes(items: list[dict], lanes: int, claims: str | None, fn_kwargs: dict) -> Iterator[dict]:
+    """Rows of counts, one per range, from ``lanes`` Ray Data tasks that share out ``items`` (``process_ranges``)."""
+    import ray
+
+    ds = ray.data.from_items(items, override_num_blocks=max(1, lanes)).map_batches(
+        process_ranges,
+        batch_size=None,
+        fn_kwargs={**fn_kwargs, "claims": claims},
+        num_cpus=1,
+        compute=ray.data.TaskPoolStrategy(size=max(1, lanes)),
+    )
+    return ds.iter_rows()
 
 
 def _bad(cfg: PreprocessConfig, skipped: dict[int, str], f: InputFile, message: str) -> None:

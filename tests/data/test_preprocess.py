@@ -12,10 +12,11 @@ import pytest
 import uproot
 
 from raypf.data.cell_table import CellTable
+from raypf.data.claims import claim, claimed_order
 from raypf.data.mltree import Jagged, MLTreeError, read_cell_geometry, read_columns
 from raypf.data.mltree_schema import EVENT_BRANCHES
 from raypf.data.parquet_out import LATEST, METADATA
-from raypf.data.preprocess import InputFile, _inspect, _task_count, plan, run_preprocess
+from raypf.data.preprocess import InputFile, _inspect, plan, run_preprocess
 from raypf.data.preprocess_config import PreprocessConfig, SampleOptions
 from raypf.data.samples import BRANCHES, FOCAL, build_samples
 from raypf.data.split import assign_splits
@@ -112,16 +113,47 @@ def test_split_is_per_event_and_matches_the_hash(preprocessed):
     assert meta["points"]["all"]["max"] == df["n_points"].max()
 
 
-def test_ranges_are_grouped_into_tasks_that_keep_the_workers_busy(preprocessed):
-    _, meta, _ = preprocessed
+def test_every_range_is_processed_once_by_lanes_that_share_them_out(preprocessed, tmp_path):
+    cfg, meta, _ = preprocessed
     assert 0 <= meta["startup_seconds"] <= meta["wall_seconds"]
     assert 0 < meta["tasks_seconds"] <= meta["wall_seconds"] - meta["startup_seconds"] + 0.5  # worker clocks vs the driver's
-    for n_ranges, workers in [(1, 2), (3, 2), (5, 2), (16, 1), (16, 2), (56, 2), (1000, 2), (7, 3), (100, 16)]:
-        n = _task_count(n_ranges, workers)
-        assert 1 <= n <= n_ranges
-        assert -(-n_ranges // n) <= 8, (n_ranges, workers, n)  # at most 8 ranges per task
-        assert n >= min(n_ranges, 4 * workers), (n_ranges, workers, n)  # enough tasks to spread
-        assert n % workers == 0 or n == n_ranges, (n_ranges, workers, n)  # every worker gets as many
+    assert not list((Path(cfg.output_dir) / meta["dataset"]).rglob(".claims"))  # the claims are not published
+    # two lanes taking turns: each works through its own share, then takes the other's from the end
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    a = claimed_order([0, 1, 2, 3, 4], 10, str(claims))
+    b = claimed_order([5, 6, 7, 8, 9], 10, str(claims))
+    got_a, got_b = [next(a)], []
+    for _ in range(3):
+        got_b.append(next(b))
+    got_a += list(a)
+    got_b += list(b)
+    assert got_a == [0, 1, 2, 3, 4, 9, 8] and got_b == [5, 6, 7]
+    assert sorted(p.name for p in claims.iterdir()) == sorted(str(i) for i in range(10))
+    assert not claim(str(claims), 3) and claim(str(claims), 10)
+    assert list(claimed_order([4, 2], 10, None)) == [4, 2]  # no claims: exactly the ranges given
+
+
+def test_ranges_a_lost_task_had_claimed_are_processed_again(preprocessed, monkeypatch, tmp_path):
+    """A task that dies after claiming a range leaves it claimed: the driver finds it unreported and runs it again."""
+    from raypf.data import preprocess
+
+    cfg, meta, path = preprocessed
+    real = preprocess._lanes
+
+    def lanes_losing_two(items, lanes, claims, fn_kwargs):
+        if claims is not None:  # as if a task had claimed the first and the last range and then died
+            for index in (0, len(items) - 1):
+                assert claim(claims, items[index]["index"])
+        return real(items, lanes, claims, fn_kwargs)
+
+    monkeypatch.setattr(preprocess, "_lanes", lanes_losing_two)
+    again = run_preprocess(cfg.model_copy(update={"output_dir": str(tmp_path)}))
+    assert again["counts"] == meta["counts"]
+    key = ["set", "file", "entry", "track_index"]
+    want = _load(path)[key].sort_values(key).reset_index(drop=True)
+    got = _load(tmp_path / again["dataset"])[key].sort_values(key).reset_index(drop=True)
+    assert len(got) == len(want) > 0 and got.equals(want)
 
 
 def test_files_are_cut_into_equal_ranges_of_at_most_the_task_size(tmp_path):
