@@ -115,7 +115,7 @@ def main() -> None:
     simulate(data, args.rho_events, args.jz3_events)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        run(data, "JZ3", 2, Path(tmp) / "warmup")  # numba cache, page cache
+        run(data, "JZ3", 2, Path(tmp) / "warmup")  # page cache
         for rep in range(args.repeat):
             for set_name in sets:
                 for workers in (1, 2) if rep % 2 == 0 else (2, 1):  # drift within a pair cancels over pairs

@@ -1,4 +1,5 @@
-# Sourced by demo.sh and test.sh: create .venv and install raypf into it once (again when pyproject.toml changes).
+# Sourced by demo.sh and test.sh: create .venv and install raypf into it once (again when pyproject.toml, setup.py
+# or the compiled kernels change: the install compiles them).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${RAYPF_VENV:-$ROOT/.venv}"
@@ -8,7 +9,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 STAMP="$VENV/.raypf-installed"
-WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/raypf/data/raypf_kernels.c" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "installing raypf and its dependencies (a few minutes the first time)"
     "$VENV/bin/python" -m pip install -q --upgrade pip

@@ -6,7 +6,7 @@ entry is a 6-byte header (byte count, version) and then, level by level, a
 big-endian int32 count followed by that many children, with no headers for
 inner vectors. Where each inner vector starts depends on every count before
 it, so the decoding is inherently sequential and cannot be vectorised with
-numpy; it is the one loop in the reader, compiled with numba. uproot reads
+numpy; it is the one loop in the reader, compiled C (``raypf_kernels.c``). uproot reads
 the TTree metadata; ``basket_io`` the baskets themselves. With
 decompression, a 2,430-event rho range reads 1.5x (cell IDs) to 8x (truth
 lists) faster than through uproot's AwkwardForth path.
@@ -20,41 +20,16 @@ not garbage.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
-#: Error codes of the decoders (>= 0 means success: the number of values).
+import raypf_kernels as _kernels
+
+#: Error codes of the decoder (>= 0 means success: the number of value bytes).
 BAD_HEADER = -1
 BAD_COUNT = -2
 OVERRUN = -3
 
-#: The smallest word ``_word`` returns for a negative int32 count.
-NEGATIVE = 1 << 31
 
-
-@intrinsic
-def _word(typingctx, data, p):
-    """The big-endian 32-bit word at ``p``, unsigned: a count >= 2**31 is a negative int32 (``NEGATIVE``).
-
-    One unaligned load and a byte swap; numba compiled the four byte loads, shifts and ors of the
-    plain expression to as many instructions, on the path of every count the decoder reads.
-    """
-    sig = types.int64(data, p)
-
-    def codegen(context, builder, signature, args):
-        arr = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = builder.bitcast(builder.gep(arr.data, [args[1]]), cgutils.int32_t.as_pointer())
-        word = builder.load(ptr, align=1)
-        swapped = builder.call(builder.module.declare_intrinsic("llvm.bswap", [cgutils.int32_t]), [word])
-        return builder.zext(swapped, context.get_value_type(types.int64))
-
-    return sig, codegen
-
-
-@numba.njit(cache=True, nogil=True)
 def decode(
     data: np.ndarray,
     starts: np.ndarray,
@@ -65,7 +40,7 @@ def decode(
     fill: np.ndarray,
     values: np.ndarray,
 ) -> tuple[int, int]:
-    """Decode the entries at ``data[starts[e]:ends[e]]``, nested vectors ``depth`` deep.
+    """Decode the entries at ``data[starts[e]:ends[e]]``, nested vectors ``depth`` deep (compiled: ``raypf_kernels.c``).
 
     ``offsets`` (depth x capacity, int64, column 0 zero) receives each level's running
     totals, ``fill`` (depth) how many lists of each level were read, and ``values`` the
@@ -76,104 +51,7 @@ def decode(
     a run of values is copied in bulk, and an empty leaf (most cells' truth lists) takes a
     predictable branch rather than a step whose length depends on the count just loaded.
     """
-    n_entries = len(starts)
-    nv = 0
-    for level in range(depth):
-        fill[level] = 0
-        offsets[level, 0] = 0
-    capacity = offsets.shape[1]
-    leaf = depth - 1
-    stack_left = np.zeros(depth, dtype=np.int64)
-    for e in range(n_entries):
-        p = starts[e]
-        end = ends[e]
-        if end - p < 10:
-            return BAD_HEADER, e
-        header = _word(data, p) & 0x3FFFFFFF
-        if header != end - p - 4:
-            return BAD_HEADER, e
-        p += 6
-        level = 0
-        stack_left[0] = 1  # the entry's outer vector
-        while level >= 0:
-            if stack_left[level] == 0:
-                level -= 1
-                continue
-            stack_left[level] -= 1
-            if p + 4 > end:
-                return OVERRUN, e
-            k = _word(data, p)
-            p += 4
-            if k >= NEGATIVE:
-                return BAD_COUNT, e
-            f = fill[level]
-            if f + 1 >= capacity:
-                return OVERRUN, e
-            offsets[level, f + 1] = offsets[level, f] + k
-            fill[level] = f + 1
-            if level == leaf:  # depth 1: the entry's own vector holds the values
-                nbytes = k * itemsize
-                if p + nbytes > end or nv + nbytes > len(values):
-                    return OVERRUN, e
-                _copy(data, p, values, nv, nbytes)
-                nv += nbytes
-                p += nbytes
-            elif level + 1 < leaf:
-                level += 1
-                stack_left[level] = k
-            else:  # k leaves: each a count and that many values
-                g = fill[leaf]
-                if g + k >= capacity:
-                    return OVERRUN, e
-                total = offsets[leaf, g]
-                for _ in range(k):
-                    if p + 4 > end:
-                        return OVERRUN, e
-                    c = _word(data, p)
-                    p += 4
-                    g += 1
-                    if c == 0:
-                        offsets[leaf, g] = total
-                        continue
-                    if c >= NEGATIVE:
-                        return BAD_COUNT, e
-                    nbytes = c * itemsize
-                    if p + nbytes > end or nv + nbytes > len(values):
-                        return OVERRUN, e
-                    _copy(data, p, values, nv, nbytes)
-                    nv += nbytes
-                    p += nbytes
-                    total += c
-                    offsets[leaf, g] = total
-                fill[leaf] = g
-        if p != end:
-            return BAD_HEADER, e
-    return nv, -1
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _copy(src: np.ndarray, p: int, dst: np.ndarray, q: int, n: int) -> None:
-    """Bytes src[p:p+n] to dst[q:q+n]: ``memcpy`` for long runs, a plain loop where a call would dominate."""
-    if n > 32:
-        _memcpy(dst, q, src, p, n)
-    else:
-        for j in range(n):
-            dst[q + j] = src[p + j]
-
-
-@intrinsic
-def _memcpy(typingctx, dst, dst_start, src, src_start, n):
-    """``memcpy`` between two byte arrays: numba compiles a slice assignment to a byte loop, ~6x slower
-    on the few-hundred-byte runs of a cluster's cell IDs (no bounds are checked here, as in the loop)."""
-    sig = types.void(dst, dst_start, src, src_start, n)
-
-    def codegen(context, builder, signature, args):
-        d = context.make_array(signature.args[0])(context, builder, args[0])
-        s = context.make_array(signature.args[2])(context, builder, args[2])
-        cgutils.raw_memcpy(builder, builder.gep(d.data, [args[1]]), builder.gep(s.data, [args[3]]), args[4], 1)
-        return context.get_dummy_value()
-
-    return sig, codegen
+    return _kernels.decode(data, starts, ends, int(depth), int(itemsize), offsets, fill, values)
 
 
 def decode_entries(

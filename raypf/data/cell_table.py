@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
+import raypf_kernels as _kernels
 from raypf.data.mltree import CellGeometry, MLTreeError
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # also in raypf_kernels.c
 
 #: The eta-phi grid spans |eta| <= ETA_GRID; anything beyond lands in the edge rows.
 ETA_GRID = 6.0
@@ -114,33 +114,14 @@ class CellTable:
     def lookup(self, ids: np.ndarray) -> np.ndarray:
         """Cell index of each ID, -1 where the geometry has no such cell."""
         ids = np.ascontiguousarray(ids, dtype=np.uint64)
-        return _lookup(ids, self.hash_ids, self.hash_pos, np.uint64(self.hash_shift))
+        out = np.empty(len(ids), dtype=np.int64)
+        _kernels.lookup(ids, self.hash_ids, self.hash_pos, int(self.hash_shift), out)  # linear probing, ~1 probe per ID
+        return out
 
 
 def unknown_cell(path: str, cell_id: int) -> MLTreeError:
     """The error for a clustered cell that the geometry lacks, worded alike wherever cells are looked up."""
     return MLTreeError(f"{path}: branch 'cluster_cell_ID' has cell ID {cell_id} that the CellGeo tree does not list")
-
-
-@numba.njit(cache=True, nogil=True)
-def _lookup(ids: np.ndarray, table_ids: np.ndarray, table_pos: np.ndarray, shift: np.uint64) -> np.ndarray:
-    """Linear probing, one ID at a time: the table (a few MB) stays in cache, and most IDs need one probe."""
-    out = np.empty(len(ids), dtype=np.int64)
-    for i in range(len(ids)):
-        out[i] = probe(ids[i], table_ids, table_pos, shift)
-    return out
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def probe(key: np.uint64, table_ids: np.ndarray, table_pos: np.ndarray, shift: np.uint64) -> int:
-    """Cell index of one ID (-1 if absent); compiled callers inline it."""
-    mask = len(table_ids) - 1
-    slot = np.int64((key * _GOLDEN) >> shift)
-    while True:
-        pos = table_pos[slot]
-        if pos < 0 or table_ids[slot] == key:
-            return pos
-        slot = (slot + 1) & mask
 
 
 def _build_hash(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

@@ -154,3 +154,19 @@ def test_uncorrupted_reference_entries_decode():
     level_offsets, raw = decode_entries(data, offsets, 3, 4)
     assert [o.tolist() for o in level_offsets] == [[0, 1, 2, 3], [0, 1, 4, 5], [0, 1, 2, 2, 4, 5]]
     assert raw.view(np.float32).tolist() == [0.5, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_compiled_decoder_rejects_wrong_arrays_rather_than_reading_past_them():
+    import raypf_kernels
+
+    data, offsets = _corrupt(ENTRIES, 3, 1, lambda b: b)
+    starts, ends = np.asarray(offsets[:-1], np.int64), np.asarray(offsets[1:], np.int64)
+    span = int(ends[-1] - starts[0])
+    out = (np.zeros((3, span), np.int64), np.zeros(3, np.int64), np.zeros(span, np.uint8))
+    assert raypf_kernels.decode(data, starts, ends, 3, 4, *out)[1] == -1  # as given: decodes
+    with pytest.raises(TypeError, match="decode: argument 1 has element type"):
+        raypf_kernels.decode(data, starts.astype(np.float64), ends, 3, 4, *out)
+    with pytest.raises(TypeError, match="decode: argument 5 must be a C-contiguous, writable array"):
+        raypf_kernels.decode(data, starts, ends, 3, 4, out[0].T, *out[1:])
+    with pytest.raises(ValueError, match="entry 1 lies outside the data"):
+        raypf_kernels.decode(data[: int(ends[1]) - 1], starts, ends, 3, 4, *out)
