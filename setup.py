@@ -1,4 +1,9 @@
-"""The compiled part of raypf (everything else is in pyproject.toml): preprocessing's loops, ``raypf/data/raypf_kernels.c``."""
+"""The compiled part of raypf (everything else is in pyproject.toml): preprocessing's loops, ``raypf/data/raypf_kernels.c``.
+
+Built as the top-level module ``raypf_kernels`` rather than inside the package: ``ray job submit
+--working-dir .`` ships a copy of the sources without what .gitignore lists (the build), and that
+copy's ``raypf`` shadows the installed one, while ``raypf_kernels`` still comes from the install.
+"""
 
 from setuptools import Extension, setup
 

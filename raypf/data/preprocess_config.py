@@ -59,9 +59,9 @@ class PreprocessConfig(StrictModel):
     output_dir: str = "output/samples"
     samples: SampleOptions = SampleOptions()
     on_bad_file: Literal["fail", "skip"] = Field(default="fail", description="skip: leave the file out, list it in the summary")
-    events_per_task: PositiveInt | None = Field(default=None, description="default: about task_megabytes of input per task")
-    task_megabytes: float = Field(default=16.0, gt=0, description="compressed input per task when events_per_task is unset")
-    workers: PositiveInt | None = Field(default=None, description="parallel tasks (default: every CPU of the cluster)")
+    events_per_task: PositiveInt | None = Field(default=None, description="events per entry range (the unit a task claims); default: about task_megabytes of input")
+    task_megabytes: float = Field(default=16.0, gt=0, description="compressed input per entry range when events_per_task is unset")
+    workers: PositiveInt | None = Field(default=None, description="parallel tasks, one per worker (default: every CPU of the cluster)")
     parquet_compression: Literal["zstd", "lz4", "snappy", "none"] = Field(
         default="lz4", description="lz4 writes ~25 % faster than zstd-1; zstd-1 files are ~25 % smaller"
     )
