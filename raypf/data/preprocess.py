@@ -271,7 +271,7 @@ def run_preprocess(cfg: PreprocessConfig, source: str = "config", address: str |
     good = [f for f in good if f.index not in skipped]
     tasks = plan(good, cfg)
     n_events = sum(f.events for f in good)
-    log.info("%d files, %d events, %d tasks; cell geometry (%d cells) from %s", len(good), n_events, len(tasks), len(geometry), geometry_file)
+    log.info("%d files, %d events, %d entry ranges; cell geometry (%d cells) from %s", len(good), n_events, len(tasks), len(geometry), geometry_file)
 
     cells_ref = ray.put(CellTable.build(geometry, cfg.samples.max_delta_r))
     staging = parquet_out.staging_dir(out_root, dataset)
