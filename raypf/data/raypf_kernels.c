@@ -84,17 +84,22 @@ static int parse(PyObject *args, const char *name, const char *spec, Args *a)
         a->n = k + 1;
         char c = *s++;
         if (c == 'n' || c == 'U' || c == 'd' || c == '?') {
-            if (c == 'n')
-                a->i[k] = PyLong_AsLongLong(obj);
-            else if (c == 'U')
-                a->u[k] = PyLong_AsUnsignedLongLong(obj);
-            else if (c == 'd')
+            if (c == 'n' || c == 'U') { /* any integer, numpy's included */
+                PyObject *index = PyNumber_Index(obj);
+                if (index != NULL) {
+                    if (c == 'n')
+                        a->i[k] = PyLong_AsLongLong(index);
+                    else
+                        a->u[k] = PyLong_AsUnsignedLongLong(index);
+                    Py_DECREF(index);
+                }
+            } else if (c == 'd')
                 a->d[k] = PyFloat_AsDouble(obj);
             else
                 a->i[k] = PyObject_IsTrue(obj);
             if (PyErr_Occurred()) {
-                PyErr_Format(PyExc_TypeError, "%s: argument %d must be a %s", name, k,
-                             c == 'd' ? "float" : c == '?' ? "bool" : "non-negative int");
+                PyErr_Format(PyExc_TypeError, "%s: argument %d must be %s", name, k,
+                             c == 'd' ? "a float" : c == '?' ? "a bool" : c == 'U' ? "an int >= 0" : "an int");
                 return -1;
             }
             continue;
