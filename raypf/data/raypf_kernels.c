@@ -138,6 +138,86 @@ static int parse(PyObject *args, const char *name, const char *spec, Args *a)
 #define OVERRUN -3
 #define NEGATIVE (((int64_t)1) << 31)
 
+typedef struct {
+    const uint8_t *data;
+    int64_t depth, itemsize, capacity;
+    int64_t *offsets, *fill; /* offsets: depth rows of capacity */
+    uint8_t *values;
+    int64_t n_values, nv; /* capacity of values; value bytes written so far */
+} Decoder;
+
+/* Copy a run of k values at p (within end) to the values; 0, or OVERRUN. */
+static inline int take_values(Decoder *d, int64_t *p, int64_t end, int64_t k)
+{
+    int64_t nbytes = k * d->itemsize;
+    if (*p + nbytes > end || d->nv + nbytes > d->n_values)
+        return OVERRUN;
+    memcpy(d->values + d->nv, d->data + *p, nbytes);
+    d->nv += nbytes;
+    *p += nbytes;
+    return 0;
+}
+
+/* Decode one entry, data[p:end]: 0, or the error code. */
+static int decode_entry(Decoder *d, int64_t p, int64_t end)
+{
+    const uint8_t *data = d->data;
+    int64_t leaf = d->depth - 1, capacity = d->capacity;
+    int64_t stack_left[8];
+    if (end - p < 10 || (be32(data + p) & 0x3FFFFFFF) != end - p - 4)
+        return BAD_HEADER;
+    p += 6;
+    int64_t level = 0;
+    stack_left[0] = 1; /* the entry's outer vector */
+    while (level >= 0) {
+        if (stack_left[level] == 0) {
+            level--;
+            continue;
+        }
+        stack_left[level]--;
+        if (p + 4 > end)
+            return OVERRUN;
+        int64_t k = be32(data + p);
+        p += 4;
+        if (k >= NEGATIVE)
+            return BAD_COUNT;
+        int64_t *off = d->offsets + level * capacity;
+        int64_t f = d->fill[level];
+        if (f + 1 >= capacity)
+            return OVERRUN;
+        off[f + 1] = off[f] + k;
+        d->fill[level] = f + 1;
+        if (level == leaf) { /* depth 1: the entry's own vector holds the values */
+            if (take_values(d, &p, end, k))
+                return OVERRUN;
+        } else if (level + 1 < leaf) {
+            level++;
+            stack_left[level] = k;
+        } else { /* k leaves: each a count and that many values */
+            int64_t *loff = d->offsets + leaf * capacity;
+            int64_t g = d->fill[leaf];
+            if (g + k >= capacity)
+                return OVERRUN;
+            int64_t total = loff[g];
+            for (int64_t t = 0; t < k; t++) {
+                if (p + 4 > end)
+                    return OVERRUN;
+                int64_t c = be32(data + p);
+                p += 4;
+                g++;
+                if (c >= NEGATIVE)
+                    return BAD_COUNT;
+                if (c > 0 && take_values(d, &p, end, c)) /* most cells' truth lists are empty */
+                    return OVERRUN;
+                total += c;
+                loff[g] = total;
+            }
+            d->fill[leaf] = g;
+        }
+    }
+    return p == end ? 0 : BAD_HEADER;
+}
+
 static PyObject *decode(PyObject *self, PyObject *args)
 {
     Args a;
@@ -145,16 +225,12 @@ static PyObject *decode(PyObject *self, PyObject *args)
         release(&a);
         return NULL;
     }
-    const uint8_t *data = a.p[0];
     const int64_t *starts = a.p[1], *ends = a.p[2];
-    int64_t depth = a.i[3], itemsize = a.i[4];
-    int64_t *offsets = a.p[5], *fill = a.p[6];
-    uint8_t *values = a.p[7];
-    int64_t n_data = a.len[0], n_entries = a.len[1], n_values = a.len[7];
-    int64_t capacity = a.view[5].ndim == 2 ? a.view[5].shape[1] : 0;
-    int64_t code = 0, bad = -1;
-    if (a.len[2] != n_entries || depth < 1 || depth > 8 || a.view[5].ndim != 2 || a.view[5].shape[0] < depth ||
-        a.len[6] < depth || capacity < 1) {
+    int64_t n_data = a.len[0], n_entries = a.len[1];
+    Decoder d = {a.p[0], a.i[3], a.i[4], a.view[5].ndim == 2 ? a.view[5].shape[1] : 0, a.p[5], a.p[6], a.p[7],
+                 a.len[7], 0};
+    if (a.len[2] != n_entries || d.depth < 1 || d.depth > 8 || a.view[5].ndim != 2 || a.view[5].shape[0] < d.depth ||
+        a.len[6] < d.depth || d.capacity < 1) {
         release(&a);
         PyErr_SetString(PyExc_ValueError, "decode: inconsistent array shapes");
         return NULL;
@@ -165,103 +241,19 @@ static PyObject *decode(PyObject *self, PyObject *args)
             PyErr_Format(PyExc_ValueError, "decode: entry %lld lies outside the data", (long long)e);
             return NULL;
         }
+    int64_t code = 0, bad = -1;
     Py_BEGIN_ALLOW_THREADS
-    int64_t nv = 0, leaf = depth - 1;
-    int64_t stack_left[8];
-    for (int64_t level = 0; level < depth; level++) {
-        fill[level] = 0;
-        offsets[level * capacity] = 0;
+    for (int64_t level = 0; level < d.depth; level++) {
+        d.fill[level] = 0;
+        d.offsets[level * d.capacity] = 0;
     }
-    for (int64_t e = 0; e < n_entries && bad < 0; e++) {
-        int64_t p = starts[e], end = ends[e];
-        if (end - p < 10 || (be32(data + p) & 0x3FFFFFFF) != end - p - 4) {
-            code = BAD_HEADER, bad = e;
+    for (int64_t e = 0; e < n_entries; e++)
+        if ((code = decode_entry(&d, starts[e], ends[e])) != 0) {
+            bad = e;
             break;
         }
-        p += 6;
-        int64_t level = 0;
-        stack_left[0] = 1; /* the entry's outer vector */
-        while (level >= 0) {
-            if (stack_left[level] == 0) {
-                level--;
-                continue;
-            }
-            stack_left[level]--;
-            if (p + 4 > end) {
-                code = OVERRUN, bad = e;
-                break;
-            }
-            int64_t k = be32(data + p);
-            p += 4;
-            if (k >= NEGATIVE) {
-                code = BAD_COUNT, bad = e;
-                break;
-            }
-            int64_t *off = offsets + level * capacity;
-            int64_t f = fill[level];
-            if (f + 1 >= capacity) {
-                code = OVERRUN, bad = e;
-                break;
-            }
-            off[f + 1] = off[f] + k;
-            fill[level] = f + 1;
-            if (level == leaf) { /* depth 1: the entry's own vector holds the values */
-                int64_t nbytes = k * itemsize;
-                if (p + nbytes > end || nv + nbytes > n_values) {
-                    code = OVERRUN, bad = e;
-                    break;
-                }
-                memcpy(values + nv, data + p, nbytes);
-                nv += nbytes;
-                p += nbytes;
-            } else if (level + 1 < leaf) {
-                level++;
-                stack_left[level] = k;
-            } else { /* k leaves: each a count and that many values */
-                int64_t *loff = offsets + leaf * capacity;
-                int64_t g = fill[leaf];
-                if (g + k >= capacity) {
-                    code = OVERRUN, bad = e;
-                    break;
-                }
-                int64_t total = loff[g];
-                for (int64_t t = 0; t < k; t++) {
-                    if (p + 4 > end) {
-                        code = OVERRUN, bad = e;
-                        break;
-                    }
-                    int64_t c = be32(data + p);
-                    p += 4;
-                    g++;
-                    if (c == 0) {
-                        loff[g] = total;
-                        continue;
-                    }
-                    if (c >= NEGATIVE) {
-                        code = BAD_COUNT, bad = e;
-                        break;
-                    }
-                    int64_t nbytes = c * itemsize;
-                    if (p + nbytes > end || nv + nbytes > n_values) {
-                        code = OVERRUN, bad = e;
-                        break;
-                    }
-                    memcpy(values + nv, data + p, nbytes);
-                    nv += nbytes;
-                    p += nbytes;
-                    total += c;
-                    loff[g] = total;
-                }
-                if (bad >= 0)
-                    break;
-                fill[leaf] = g;
-            }
-        }
-        if (bad < 0 && p != end)
-            code = BAD_HEADER, bad = e;
-    }
     if (bad < 0)
-        code = nv;
+        code = d.nv;
     Py_END_ALLOW_THREADS
     release(&a);
     return Py_BuildValue("(LL)", (long long)code, (long long)bad);
@@ -318,7 +310,7 @@ static PyObject *event_cells(PyObject *self, PyObject *args)
     Args a;
     const char *spec = "i8 i8 u8 u8 i4 U i8 f4 f4 n n i8 i4 f4 i8 b1 ? "
                        "i8! i8! i8! f4! f4! f8! f8! i8! i8! f4! i8! "
-                       "i8! i8! i4! i8! i8! i8! i8! i8! i8! f8! f8! i8!";
+                       "i8 i8! i4! i8! i8! i8! i8! i8! i8! f8! f8! i8!";
     if (parse(args, "event_cells", spec, &a) < 0) {
         release(&a);
         return NULL;
@@ -342,10 +334,12 @@ static PyObject *event_cells(PyObject *self, PyObject *args)
     int64_t *cluster = a.p[24], *particle = a.p[25];
     float *energy = a.p[26];
     int64_t *counts = a.p[27];
-    /* scratch from the caller: each event's first listing, each listing's cell, the stamp of the
-     * event + 1 that last kept each cell, and per kept cell of an event: sort keys and slots (two
-     * copies each for the radix passes), listing, cell, truth sums; the radix histogram */
-    int64_t *first = a.p[28], *cell = a.p[29];
+    /* from the caller: each event's first listing (cell_off[clu_off]); then scratch: each listing's
+     * cell, the stamp of the event + 1 that last kept each cell, and per kept cell of an event: sort
+     * keys and slots (two copies each for the radix passes), listing, cell, truth sums; the radix
+     * histogram */
+    const int64_t *first = a.p[28];
+    int64_t *cell = a.p[29];
     int32_t *stamp = a.p[30];
     int64_t *key_a = a.p[31], *key_b = a.p[32], *slot_a = a.p[33], *slot_b = a.p[34];
     int64_t *b_raw = a.p[35], *b_geo = a.p[36];
@@ -365,8 +359,6 @@ static PyObject *event_cells(PyObject *self, PyObject *args)
     }
     int64_t mask = a.len[3] - 1;
     Py_BEGIN_ALLOW_THREADS
-    for (int64_t e = 0; e <= n_ev; e++)
-        first[e] = cell_off[clu_off[e]];
     /* the lookup first, as a flat loop of independent probes (the table is larger than the cache) */
     for (int64_t i = 0; i < n_ids; i++)
         cell[i] = probe(ids[i], table_ids, table_pos, mask, shift);
