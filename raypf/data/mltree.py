@@ -277,15 +277,14 @@ def _baskets_in(branch, start: int, stop: int, baskets: _Baskets | None) -> tupl
         if got is not None:
             data, spans = got
             return data, [(int(table.entry[i]), int(table.entry[i + 1]), *span) for i, span in zip(which, spans)]
-        indices = list(which)
+        bounds = {i: (int(table.entry[i]), int(table.entry[i + 1])) for i in which}
     else:
-        bounds = [tuple(int(x) for x in branch.basket_entry_start_stop(i)) for i in range(branch.num_baskets)]
-        if sum(b1 - b0 for b0, b1 in bounds) != branch.num_entries:  # entries in an embedded basket
+        every = [tuple(int(x) for x in branch.basket_entry_start_stop(i)) for i in range(branch.num_baskets)]
+        if sum(b1 - b0 for b0, b1 in every) != branch.num_entries:  # entries in an embedded basket
             return None
-        indices = [i for i, (b0, b1) in enumerate(bounds) if b1 > start and b0 < stop]
+        bounds = {i: (b0, b1) for i, (b0, b1) in enumerate(every) if b1 > start and b0 < stop}
     pieces, parts, base = [], [], 0
-    for i in indices:
-        b0, b1 = (int(x) for x in branch.basket_entry_start_stop(i))
+    for i, (b0, b1) in bounds.items():
         basket = branch.basket(i)
         piece = np.frombuffer(basket.data, dtype=np.uint8)
         offsets = None if basket.byte_offsets is None else np.asarray(basket.byte_offsets, dtype=np.int64) + base
