@@ -1,11 +1,12 @@
 """Preprocessing throughput: samples/s and events/s per core, peak memory per worker, 1 vs 2 workers.
 
-    python benchmarks/preprocess.py [--repeat 3] [--sets rho,JZ3] [--rho-events 160000] [--jz3-events 6400]
+    python benchmarks/preprocess.py [--repeat 3] [--sets rho,JZ3] [--rho-events 640000] [--jz3-events 12800]
 
-Simulates the input once, in 8 files per set (cached under --data; 3.5–6 min
-on 2 cores the first time), then runs the full `raypf
-preprocess` pipeline (Ray Data, Parquet written) on JZ3 and on rho files with
-a local Ray of 1 and of 2 CPUs, after one warm-up run. Each run starts after
+Simulates the input once, in 8 files per set and size (cached under --data;
+about 10 min for the rho and 3 min for the JZ3 files on 2 cores the first
+time), reads the files into the page cache, then runs the full `raypf
+preprocess` pipeline (Ray Data, Parquet written) on rho and on JZ3 files with
+a local Ray of 1 and of 2 CPUs, after one warm-up run on one file. Each run starts after
 the previous one's output is flushed to disk and deleted. Per core = samples per
 wall second divided by the workers, end to end (start-up included: reading the
 headers and the cell geometry, starting Ray Data and the workers) and steady
@@ -13,6 +14,13 @@ headers and the cell geometry, starting Ray Data and the workers) and steady
 machine: >= 5,000 samples/s per core on both, <= 1.5 GB peak RSS per worker, 2 workers >= 1.7x one.
 Also prints, per set, the share of cells whose truth energy is mostly the
 focal particle's (the seeds report ~35% for rho+delta and ~6% for JZ2-JZ4).
+
+The default sizes make a run with two workers last about a minute. A run
+costs about 2 s of start-up whatever its size (Ray Data's import in the
+driver and in every worker, its two actors, the first touch of each worker's
+memory), most of it on both cores; on a run of a few seconds that, not the
+pipeline, sets the 2/1 ratio. ``--rho-events 160000 --jz3-events 6400`` runs
+the smaller sets measured before.
 
 A small VM's speed drifts by 20 % and more within minutes, so ``--repeat N``
 runs the configurations N times, alternating the order of the 1- and 2-worker
@@ -32,36 +40,42 @@ import tempfile
 import time
 from pathlib import Path
 
-SETS = {"rho": "rho", "JZ3": "JZ3"}
+SETS = ("rho", "JZ3")
 
 
-def simulate(data: Path, rho_events: int, jz3_events: int) -> None:
+def simulate(data: Path, set_name: str, events: int) -> Path:
+    """The directory of ``events`` events of ``set_name`` in 8 files, simulated on first use.
+
+    Each set and size has its own directory (``<data>/<set>-<events>``), so that runs at
+    another size do not replace the files of this one.
+    """
     from raypf.simulate.config import SimulateConfig
     from raypf.simulate.run import run_simulation
 
-    want = {"rho": (8, rho_events // 8), "JZ3": (8, jz3_events // 8)}
-    manifest = data / "manifest.json"
+    out = data / f"{set_name}-{events}"
+    manifest = out / "manifest.json"
     if manifest.exists():
         have = json.loads(manifest.read_text())["config"]["samples"]
-        if {s["set"]: (s["files"], s["events_per_file"]) for s in have} == want:
-            return
+        if any((s["set"], s["files"], s["events_per_file"]) == (set_name, 8, events // 8) for s in have):
+            return out / set_name
     cfg = SimulateConfig.model_validate(
-        {"output_dir": str(data), "seed": 11, "samples": [{"set": k, "files": f, "events_per_file": n} for k, (f, n) in want.items()]}
+        {"output_dir": str(out), "seed": 12, "samples": [{"set": set_name, "files": 8, "events_per_file": events // 8}]}
     )
     run_simulation(cfg)
     import ray
 
     ray.shutdown()
+    return out / set_name
 
 
-def run(data: Path, set_name: str, workers: int, out: Path, task_megabytes: float = 16.0) -> dict:
+def run(files: Path, set_name: str, workers: int, out: Path, task_megabytes: float = 16.0, pattern: str = "*.root") -> dict:
     import ray
 
     from raypf.data.preprocess import run_preprocess
     from raypf.data.preprocess_config import PreprocessConfig
 
     cfg = PreprocessConfig.model_validate(
-        {"inputs": [{"set": set_name, "paths": [str(data / set_name / "*.root")]}], "output_dir": str(out), "workers": workers,
+        {"inputs": [{"set": set_name, "paths": [str(files / pattern)]}], "output_dir": str(out), "workers": workers,
          "task_megabytes": task_megabytes}
     )
     os.sync()  # the previous run's output is on disk, not written back by the kernel during this one
@@ -98,8 +112,8 @@ def run(data: Path, set_name: str, workers: int, out: Path, task_megabytes: floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rho-events", type=int, default=160000)
-    parser.add_argument("--jz3-events", type=int, default=6400)
+    parser.add_argument("--rho-events", type=int, default=640000)
+    parser.add_argument("--jz3-events", type=int, default=12800)
     parser.add_argument("--data", type=Path, default=Path("output/bench/mltree"))
     parser.add_argument("--task-megabytes", type=float, default=16.0, help="compressed input per task")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each configuration, interleaved")
@@ -112,14 +126,19 @@ def main() -> None:
         parser.error("--repeat must be at least 1")
     logging.basicConfig(level=logging.WARNING)
     data = args.data.resolve()
-    simulate(data, args.rho_events, args.jz3_events)
+    events = {"rho": args.rho_events, "JZ3": args.jz3_events}
+    files = {name: simulate(data, name, events[name]) for name in sets}
+    for path in sorted(p for d in files.values() for p in d.glob("*.root")):
+        with open(path, "rb") as f:  # into the page cache: every run reads from memory
+            while f.read(1 << 24):
+                pass
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        run(data, "JZ3", 2, Path(tmp) / "warmup")  # page cache
+        run(files[sets[0]], sets[0], 2, Path(tmp) / "warmup", pattern="*_0000.root")  # libraries from disk, once
         for rep in range(args.repeat):
             for set_name in sets:
                 for workers in (1, 2) if rep % 2 == 0 else (2, 1):  # drift within a pair cancels over pairs
-                    r = run(data, set_name, workers, Path(tmp) / f"{set_name}-{workers}", args.task_megabytes)
+                    r = run(files[set_name], set_name, workers, Path(tmp) / f"{set_name}-{workers}", args.task_megabytes)
                     results.append({**r, "rep": rep})
     print(f"{'set':5} {'wk':>2} {'run':>3} {'events':>7} {'samples':>8} {'wall s':>7} {'start-up s':>10} {'samples/s/core':>14} "
           f"{'steady':>7} {'events/s/core':>13} {'task smp/cpu-s':>14} {'read/build/write us/sample':>27} {'peak RSS GB':>11} "
