@@ -373,7 +373,7 @@ def _warm_workers(files: list[InputFile], workers: int) -> list:
 
 
 def _lanes(items: list[dict], lanes: int, claims: str | None, fn_kwargs: dict) -> Iterator[dict]:
-    """Rows of counts, one per range, from ``lanes`` Ray Data tasks that share out ``items`` (``process_ranges``)."""
+    """Rows of counts, one per range as it ends, from ``lanes`` Ray Data tasks that share out ``items`` (``process_ranges``)."""
     import ray
 
     ds = ray.data.from_items(items, override_num_blocks=max(1, lanes)).map_batches(
@@ -383,7 +383,13 @@ def _lanes(items: list[dict], lanes: int, claims: str | None, fn_kwargs: dict) -
         num_cpus=1,
         compute=ray.data.TaskPoolStrategy(size=max(1, lanes)),
     )
-    return ds.iter_rows()
+    # Ray Data packs a task's outputs into blocks of up to 128 MiB, so a lane's few-byte rows would reach
+    # the driver and its progress bar all at once when the lane ends; a 1-byte target makes each row its
+    # own block, sent as its range ends (this dataset's own context: the global one is untouched). Read
+    # without prefetching, since `iter_rows` holds each block back until the next one has arrived.
+    ds.context.target_max_block_size = 1
+    for block in ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="pyarrow"):
+        yield from block.to_pylist()
 
 
 def _bad(cfg: PreprocessConfig, skipped: dict[int, str], f: InputFile, message: str) -> None:

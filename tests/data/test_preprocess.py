@@ -156,6 +156,34 @@ def test_ranges_a_lost_task_had_claimed_are_processed_again(preprocessed, monkey
     assert len(got) == len(want) > 0 and got.equals(want)
 
 
+def test_each_range_s_row_reaches_the_driver_while_its_lane_goes_on(ray_session, monkeypatch, tmp_path):
+    """Ray Data's progress bar and the driver's tally advance range by range, not once when a lane ends.
+
+    The lane yields a row, then waits until the driver has received it (a file the driver creates)
+    before yielding the next; had its rows been held back to the lane's end, the wait times out.
+    """
+    from raypf.data import preprocess
+
+    received = tmp_path / "received"
+
+    def lane(batch, **_):
+        import os
+        import time
+
+        yield {"index": [0], "seen_by_driver": [False]}
+        deadline = time.monotonic() + 30
+        while not os.path.exists(received) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield {"index": [1], "seen_by_driver": [os.path.exists(received)]}
+
+    monkeypatch.setattr(preprocess, "process_ranges", lane)
+    rows = []
+    for row in preprocess._lanes([{"index": 0}], 1, None, {}):
+        rows.append((int(row["index"]), bool(row["seen_by_driver"])))
+        received.touch()
+    assert rows == [(0, False), (1, True)]
+
+
 def test_files_are_cut_into_equal_ranges_of_at_most_the_task_size(tmp_path):
     files = [InputFile(0, "rho", "a.root", 20000, 96_000_000), InputFile(1, "JZ3", "b.root", 801, 16_020_000), InputFile(2, "rho", "c.root", 0, 0)]
     cfg = _config([{"set": "rho", "paths": ["a.root"]}], tmp_path, task_megabytes=16.0)
